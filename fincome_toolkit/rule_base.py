@@ -1,0 +1,397 @@
+"""What a rule is, what it receives, and the small polars helpers the rule modules share.
+
+A rule is an immutable declaration (code, frame, severity, title, why, fix, unit) plus a function
+taking a `RuleContext` and returning the offending rows of its frame as a (Lazy)Frame with the
+columns of `RULE_OUTPUT`: `_row` (the row index of the judged frame, which the engine joins back to
+the record's id, file and line), `column`, `value`, `message`, and `unit` when the rule counts
+something else than rows (e.g. subscriptions for period-sequence rules).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import polars as pl
+
+from fincome_toolkit import frames
+
+ROW = "_row"
+SEVERITIES = ("info", "warning", "error")  # in increasing order of gravity
+RULE_OUTPUT: dict[str, pl.DataType] = {
+    ROW: pl.UInt32(),
+    "column": pl.String(),
+    "value": pl.String(),
+    "message": pl.String(),
+    "unit": pl.String(),
+}
+FAR_FUTURE = dt.date(9999, 12, 31)  # stands for "open-ended" when comparing end dates
+AVERAGE_MONTH_DAYS = 365.25 / 12
+# Days of years 1..9999 fit in (-2**22, 2**22): shifted by 2**22, a stride of 2**23 keeps
+# groups apart (see running_after_group_start).
+_DAY_SHIFT = 1 << 22
+_GROUP_STRIDE = 1 << 23
+
+
+@dataclass(frozen=True)
+class RuleOptions:
+    """Tolerances of the rules that need one; every default is a judgement call, so a setting."""
+
+    amount_tolerance: float = 0.20  # relative distance from the expected price before flagging
+    issue_date_window_days: int = 45  # how far outside its period an invoice may be issued
+
+
+# The columns the cross-frame invoice rules read, on each side of the invoice → subscription join.
+_INVOICE_FIELDS_USED = (
+    "id", "customer_id", "subscription_id", "issue_date", "status", "type", "period_start",
+    "period_end", "amount_excluding_tax", "currency",
+)  # fmt: skip
+_SUBSCRIPTION_FIELDS_USED = (
+    "customer_id", "status", "start_date", "end_date", "currency", "amount_excluding_tax",
+    "interval_unit", "interval_count",
+)  # fmt: skip
+
+CheckFunction = Callable[["RuleContext"], pl.LazyFrame | pl.DataFrame]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One catalog entry. `check` is None for rules implemented by the pandera schemas."""
+
+    code: str
+    frame: str  # the frame whose records the issues point at ("all" for parse issues)
+    severity: str  # default severity: error | warning | info
+    title: str
+    why: str  # why it matters for Fincome's numbers
+    fix: str  # how to fix it in the ERP
+    unit: str  # what `checked`/`failed` count: the frame's rows, or e.g. "subscriptions"
+    check: CheckFunction | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"rule {self.code}: unknown severity {self.severity!r}")
+
+    @property
+    def counts_rows(self) -> bool:
+        """True when the rule counts rows of its own frame (failed = distinct failing rows)."""
+        return self.unit in (self.frame, "rows")
+
+
+def rule(
+    code: str, frame: str, severity: str, *, title: str, why: str, fix: str, unit: str | None = None
+) -> Callable[[CheckFunction], Rule]:
+    """Decorator turning a check function into a `Rule` with its declaration next to it."""
+
+    def wrap(check: CheckFunction) -> Rule:
+        return Rule(code, frame, severity, title, why, fix, unit or frame, check)
+
+    return wrap
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """The canonical frames (each with a `_row` index column), the audit date and tolerances.
+
+    Derived frames that several rules need are computed once, on first use.
+    """
+
+    customers: pl.DataFrame
+    subscriptions: pl.DataFrame
+    invoices: pl.DataFrame
+    as_of: dt.date
+    options: RuleOptions = field(default_factory=RuleOptions)
+
+    @classmethod
+    def from_dataset(
+        cls, dataset: frames.Dataset, *, as_of: dt.date, options: RuleOptions | None = None
+    ) -> RuleContext:
+        """A context over `dataset`, adding the `_row` index to every frame."""
+        indexed = {name: df.with_row_index(ROW) for name, df in dataset.frames().items()}
+        return cls(**indexed, as_of=as_of, options=options or RuleOptions())
+
+    def frame(self, name: str) -> pl.DataFrame:
+        """The indexed frame called `name`."""
+        return getattr(self, name)
+
+    @cached_property
+    def customer_ids(self) -> pl.Series:
+        """Distinct non-null customer ids, as an implodable series for `is_in`."""
+        return self.customers["id"].drop_nulls().unique()
+
+    @cached_property
+    def subscriptions_by_id(self) -> pl.DataFrame:
+        """One subscription per id (the first row when an id repeats; SUB-002 reports those)."""
+        return self.subscriptions.filter(pl.col("id").is_not_null()).unique(
+            "id", keep="first", maintain_order=True
+        )
+
+    @cached_property
+    def invoices_with_subscription(self) -> pl.DataFrame:
+        """The invoice fields rules compare with the subscription, joined to that subscription's
+        fields (prefixed `sub_`) and its row (`_sub_row`, null when the id is unknown)."""
+        subscriptions = self.subscriptions_by_id.select(
+            pl.col("id").alias("subscription_id"),
+            pl.col(ROW).alias("_sub_row"),
+            *[pl.col(f).alias(f"sub_{f}") for f in _SUBSCRIPTION_FIELDS_USED],
+        )
+        return self.invoices.select(ROW, *_INVOICE_FIELDS_USED).join(
+            subscriptions, on="subscription_id", how="left"
+        )
+
+    @cached_property
+    def periods(self) -> pl.DataFrame:
+        """Usable service periods of recurring invoices of known subscriptions, one per invoice
+        id, in sequence order per subscription, with the previous period's (running) end and its
+        invoice id.
+
+        `prev_end` is the latest end among the earlier periods, so a period contained in an older,
+        longer one still counts as an overlap; `prev_id` is the invoice that ended there.
+        """
+        # sorting by the subscription's row number is much cheaper than by its id (a string)
+        keys = ["_sub_row", "period_start", "period_end", "id"]
+        ordered = (
+            self.invoices_with_subscription.lazy()
+            .filter(
+                is_recurring(),
+                pl.col("_sub_row").is_not_null(),
+                pl.col("period_start") < pl.col("period_end"),
+            )
+            .select(ROW, "subscription_id", *keys)
+            .sort(keys)
+            # an invoice repeated with the same period is INV-002's business, not an overlap
+            .filter(~pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(1)) for k in keys]))
+            .collect()
+        )
+        return ordered.with_columns(
+            running_after_group_start("_sub_row", "period_end", "id", "prev_end", "prev_id")
+        )
+
+    @cached_property
+    def billed_periods(self) -> pl.DataFrame:
+        """Recurring invoices with a usable period and their subscription's fields (`sub_*`).
+
+        `_end` is the exclusive end: period_end, plus one day for inclusive-end subscriptions.
+        """
+        inclusive = self.inclusive_end_subscriptions.select(
+            "subscription_id", _inclusive=pl.lit(True)
+        )
+        return (
+            self.invoices_with_subscription.filter(
+                is_recurring(), pl.col("period_start") < pl.col("period_end")
+            )
+            .join(inclusive, on="subscription_id", how="left")
+            .with_columns(
+                _end=pl.when(pl.col("_inclusive"))
+                .then(pl.col("period_end") + pl.duration(days=1))
+                .otherwise(pl.col("period_end"))
+            )
+            .with_columns(
+                _whole_months=whole_months(pl.col("period_start"), pl.col("_end")),
+                _days=(pl.col("_end") - pl.col("period_start")).dt.total_days(),
+            )
+        )
+
+    @cached_property
+    def inclusive_end_subscriptions(self) -> pl.DataFrame:
+        """Subscriptions whose invoices consistently use inclusive period ends: each period ends the
+        day before the next one starts and none already spans whole months (with a single
+        period: it ends one day short of a whole number of months).
+        Columns: subscription_id, periods, first_start, first_end."""
+        per_subscription = (
+            self.periods.lazy()
+            .with_columns(
+                _day_before_next=(pl.col("period_start") - pl.col("prev_end"))
+                == pl.duration(days=1)
+            )
+            .group_by("subscription_id")
+            .agg(
+                periods=pl.len(),
+                all_day_before_next=pl.col("_day_before_next").drop_nulls().all(),
+                first_start=pl.col("period_start").first(),
+                first_end=pl.col("period_end").first(),
+            )
+            .filter(pl.col("all_day_before_next") | (pl.col("periods") == 1))
+            .collect()
+        )
+        # month arithmetic only on the candidates: it is the costly part
+        start, end = pl.col("period_start"), pl.col("period_end")
+        exact, plus_one = whole_months(start, end), whole_months(start, end + pl.duration(days=1))
+        shapes = (
+            self.periods.filter(
+                pl.col("subscription_id").is_in(per_subscription["subscription_id"].implode())
+            )
+            .group_by("subscription_id")
+            .agg(
+                any_whole=(exact & ~plus_one).any(),
+                all_one_day_short=(plus_one & ~exact).all(),
+            )
+        )
+        return (
+            per_subscription.join(shapes, on="subscription_id")
+            .filter(
+                pl.when(pl.col("periods") >= 2)
+                .then(~pl.col("any_whole"))
+                .otherwise(pl.col("all_one_day_short"))
+            )
+            .select("subscription_id", "periods", "first_start", "first_end")
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Expression helpers
+
+
+def running_after_group_start(
+    group: str | list[str], end: str, key: str, end_name: str, key_name: str
+) -> list[pl.Expr]:
+    """On a frame sorted by `group`: the latest `end` (a date) among the *earlier* rows of each
+    row's group, and the `key` of the row holding it, named `end_name`/`key_name` (null on a
+    group's first row).
+
+    Window functions over millions of small groups are slow; on sorted rows a running max per
+    group is a global running max of (group number, day), which is one pass.
+    """
+    columns = [group] if isinstance(group, str) else group
+    changed = pl.any_horizontal([pl.col(c).ne_missing(pl.col(c).shift(1)) for c in columns])
+    number = changed.fill_null(True).cast(pl.Int64).cum_sum()
+    first_in_group = (number != number.shift(1)).fill_null(True)
+    day = pl.col(end).cast(pl.Int64) + _DAY_SHIFT
+    offset = number * _GROUP_STRIDE
+    running = ((offset + day).cum_max() - offset - _DAY_SHIFT).cast(pl.Int32).cast(pl.Date)
+    # the row holding the running end; a group's first row always holds it, so the forward fill
+    # never crosses groups
+    holder = pl.when(pl.col(end) == running).then(pl.col(key)).forward_fill()
+    return [
+        pl.when(~first_in_group).then(running.shift(1)).alias(end_name),
+        pl.when(~first_in_group).then(holder.shift(1)).alias(key_name),
+    ]
+
+
+def fmt(template: str, *args: pl.Expr | str) -> pl.Expr:
+    """Like `pl.format` (each `{}` takes the next argument, a column name or an expression; a null
+    argument nulls the result) built on `concat_str`: polars 2.1's `format` panics on some sliced
+    string columns."""
+    pieces = template.split("{}")
+    if len(pieces) != len(args) + 1:
+        raise ValueError(f"{template!r} has {len(pieces) - 1} placeholders for {len(args)} values")
+    parts: list[pl.Expr] = []
+    for piece, arg in zip(pieces, [*args, None], strict=True):
+        if piece:
+            parts.append(pl.lit(piece))
+        if arg is not None:
+            parts.append((pl.col(arg) if isinstance(arg, str) else arg).cast(pl.String))
+    return pl.concat_str(parts)
+
+
+def text(expr: pl.Expr | str) -> pl.Expr:
+    """A value as text for messages, "(empty)" when null (pl.format would null the whole text)."""
+    column = pl.col(expr) if isinstance(expr, str) else expr
+    return column.cast(pl.String).fill_null("(empty)")
+
+
+def quoted(expr: pl.Expr | str) -> pl.Expr:
+    """A value as text between single quotes, or (empty)."""
+    column = pl.col(expr) if isinstance(expr, str) else expr
+    return (
+        pl.when(column.is_null())
+        .then(pl.lit("(empty)"))
+        .otherwise(fmt("'{}'", column.cast(pl.String)))
+    )
+
+
+def is_recurring() -> pl.Expr:
+    """Invoices that carry recurring revenue: type `subscription` (a missing type counts too)."""
+    return pl.col("type").is_null() | (pl.col("type") == "subscription")
+
+
+def calendar_months(start: pl.Expr, end: pl.Expr) -> pl.Expr:
+    """Calendar months from `start`'s month to `end`'s month (Jan 31 → Feb 28 is 1)."""
+    return (end.dt.year().cast(pl.Int64) * 12 + end.dt.month()) - (
+        start.dt.year().cast(pl.Int64) * 12 + start.dt.month()
+    )
+
+
+def whole_months(start: pl.Expr, end: pl.Expr) -> pl.Expr:
+    """True when [start, end) is a whole number (>= 1) of calendar months.
+
+    Month arithmetic clips to month ends (`dt.offset_by("1mo")`: Jan 31 → Feb 28/29). A period
+    anchored on the 29th-31st keeps its anchor after a short month (Feb 28 → Mar 31 is one month
+    of a 31st-anchored subscription), so a start on a month's last day accepts any end whose day
+    is not earlier.
+    """
+    months = calendar_months(start, end)
+    # start + months, clipped to the month end like offset_by("<n>mo"), without string offsets
+    exact = end.dt.day() == pl.min_horizontal(start.dt.day(), end.dt.days_in_month())
+    from_month_end = (start.dt.day() == start.dt.days_in_month()) & (end.dt.day() >= start.dt.day())
+    return (months >= 1) & (exact | from_month_end)
+
+
+def interval_months(unit: pl.Expr, count: pl.Expr) -> pl.Expr:
+    """Months in one billing interval (null for day and week intervals)."""
+    per_unit = pl.when(unit == "month").then(1).when(unit == "year").then(12)
+    return (per_unit * count).cast(pl.Float64)
+
+
+def interval_days(unit: pl.Expr, count: pl.Expr) -> pl.Expr:
+    """Days in one billing interval for day and week intervals (null for month and year)."""
+    per_unit = pl.when(unit == "day").then(1).when(unit == "week").then(7)
+    return (per_unit * count).cast(pl.Float64)
+
+
+def offending(
+    rows: pl.LazyFrame | pl.DataFrame,
+    *,
+    column: str | pl.Expr,
+    value: pl.Expr | str,
+    message: pl.Expr,
+    unit: pl.Expr | None = None,
+) -> pl.LazyFrame:
+    """Shape the offending rows of a rule into `RULE_OUTPUT` (`column` is a name or an
+    expression giving the name per row)."""
+    return rows.lazy().select(
+        pl.col(ROW),
+        column=pl.lit(column) if isinstance(column, str) else column,
+        value=(pl.col(value) if isinstance(value, str) else value).cast(pl.String),
+        message=message,
+        unit=(unit if unit is not None else pl.lit(None)).cast(pl.String),
+    )
+
+
+def conflicting_duplicates(frame: pl.DataFrame, *, name: str, label: str) -> pl.LazyFrame:
+    """Rows of an id that repeats with different values in at least one canonical field of the
+    frame `name`: `column` lists the disagreeing fields, `value` this row's values for them."""
+    fields = [f for f in frames.FIELDS[name] if f != "id"]
+    differs = {f: pl.col(f).n_unique().over("id") > 1 for f in fields}
+    differing = pl.concat_str(
+        [pl.when(expr).then(pl.lit(f)) for f, expr in differs.items()],
+        separator=", ",
+        ignore_nulls=True,
+    )
+    values = pl.concat_str(
+        [pl.when(expr).then(fmt("{}={}", pl.lit(f), text(f))) for f, expr in differs.items()],
+        separator="; ",
+        ignore_nulls=True,
+    )
+    lines = pl.col(frames.SOURCE_LINE).cast(pl.String).fill_null("?").sort().str.join(", ")
+    return (
+        frame.lazy()
+        .filter(pl.col("id").is_not_null() & pl.col("id").is_duplicated())
+        .with_columns(_differing=differing, _values=values, _lines=lines.over("id"))
+        .filter(pl.col("_differing") != "")
+        .select(
+            pl.col(ROW),
+            column=pl.col("_differing"),
+            value=pl.col("_values"),
+            message=fmt(
+                "{} id '{}' appears on {} rows (lines {}) that disagree on {}",
+                pl.lit(label),
+                pl.col("id"),
+                pl.len().over("id"),
+                pl.col("_lines"),
+                pl.col("_differing"),
+            ),
+            unit=pl.lit(None, pl.String),
+        )
+    )
