@@ -15,6 +15,7 @@ from fincome_toolkit.bridge import (
 from fincome_toolkit.charts import cohort_heatmap, movements_table, mrr_chart, rates_table
 from fincome_toolkit.client import FincomeClient, pull, pull_sync
 from fincome_toolkit.contract import ContractSettings, build_payloads, classify
+from fincome_toolkit.demo import DemoSummary, run_demo
 from fincome_toolkit.fixes import FixResult, apply_fixes
 from fincome_toolkit.fx import load_fx_rates
 from fincome_toolkit.journal import Journal
@@ -69,6 +70,7 @@ __all__ = [
     "Bridge",
     "ColumnMapping",
     "ContractSettings",
+    "DemoSummary",
     "FincomeClient",
     "FixResult",
     "FrameMapping",
@@ -132,6 +134,7 @@ __all__ = [
     "reconcile_fincome",
     "reconcile_sources",
     "rule_catalog",
+    "run_demo",
     "run_upload",
     "sandbox",
     "trailing_rates",

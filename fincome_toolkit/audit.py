@@ -204,22 +204,38 @@ def _run_rules(ctx: RuleContext, selected: list[Rule], timings: dict[str, float]
 
 
 def _parse_issues(ctx: RuleContext, parse_issues: pl.DataFrame) -> pl.DataFrame:
-    """The loader's parse issues as PARSE-001 rows, tied to their record's row when it exists."""
-    rows = pl.concat(
-        [
-            ctx.frame(name)
-            .select(
-                ROW,
-                frame=pl.lit(name),
-                file=pl.col(frames.SOURCE_FILE),
-                line=pl.col(frames.SOURCE_LINE),
-            )
+    """The loader's parse issues as PARSE-001 rows, tied to their record's row when it exists
+    (by source file and line, or by id when the issue carries no line)."""
+    parts = []
+    for (name,), own in parse_issues.group_by("frame", maintain_order=True):
+        parts.append(own.with_columns(pl.lit(None, pl.UInt32).alias(ROW)))
+        if name not in frames.FIELDS:
+            continue
+        source = ctx.frame(str(name))
+        by_line = (
+            source.select(ROW, file=pl.col(frames.SOURCE_FILE), line=pl.col(frames.SOURCE_LINE))
+            .join(own.select("file", "line").unique(), on=["file", "line"], how="semi")
             .unique(["file", "line"], keep="first")
-            for name in frames.FRAME_NAMES
-        ]
-    )
+        )
+        by_id = (
+            source.select(ROW, record_id=pl.col("id"))
+            .join(own.select("record_id").unique(), on="record_id", how="semi")
+            .unique("record_id", keep="first")
+        )
+        parts[-1] = (
+            own.join(by_line, on=["file", "line"], how="left")
+            .join(by_id.rename({ROW: "_by_id"}), on="record_id", how="left")
+            .with_columns(
+                pl.when(pl.col("line").is_null())
+                .then(pl.col("_by_id"))
+                .otherwise(pl.col(ROW))
+                .alias(ROW)
+            )
+        )
+    if not parts:
+        return pl.DataFrame(schema=_FOUND_SCHEMA)
     return (
-        parse_issues.join(rows, on=["frame", "file", "line"], how="left")
+        pl.concat(parts, how="diagonal")
         .with_columns(
             rule=pl.lit(PARSE_001.code),
             severity=pl.lit(None, pl.String),

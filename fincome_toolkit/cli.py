@@ -63,23 +63,32 @@ def main() -> None:
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("demo-output"),
+    default=Path("demo_output"),
     show_default=True,
     help="Folder for every output of the demo (created; files inside are replaced).",
 )
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run it on this export folder (with its mapping.toml) instead of the bundled sample.",
+)
 @handles_toolkit_errors
-def demo(out_dir: Path) -> None:
+def demo(out_dir: Path, data_dir: Path | None) -> None:
     """Run the whole workflow on the bundled sample against a local sandbox with faults on.
 
     Clean, audit, fix, upload (with transient errors, lost answers and a rate limit), read back,
     reconcile, compute metrics; then print where each output is. Exit 0 when the workflow ran
     as designed: the sample is dirty on purpose, so held-back records are expected.
     """
-    from fincome_toolkit.demo import run_demo
+    from fincome_toolkit.demo import SAMPLE_DIR, run_demo
     from fincome_toolkit.upload_progress import RichProgress
 
     with RichProgress(transient=True) as progress:
-        summary = run_demo(out_dir, progress=progress, say=click.echo)
+        summary = run_demo(
+            out_dir, data_dir=data_dir or SAMPLE_DIR, progress=progress, say=click.echo
+        )
     for line in summary.report_lines():
         click.echo(line)
     if not summary.ok:

@@ -80,8 +80,11 @@ def resolve_api_key(settings: ContractSettings, api_key: str | None = None) -> s
 class FincomeClient:
     """One connection pool to the API; `create`, `get`, `update` send one request each.
 
-    Use it as `async with FincomeClient(settings) as client: ...`. Tests pass `transport` to
-    talk to an in-process app; the sandbox and Fincome are reached over real HTTP.
+    Use it as `async with FincomeClient(settings) as client: ...`. The key comes from `api_key`
+    or the environment variable named by the settings (`FINCOME_API_KEY`). `transport` swaps
+    the connection pool (then `max_connections` is the transport's business); `read_attempts`
+    bounds the retries of listing reads. Network failures of `create`/`get`/`update` surface as
+    `httpx.TransportError` (see `contract.classify_error`): whether to retry is the caller's call.
     """
 
     def __init__(
@@ -339,7 +342,8 @@ def _issues(entity: str, texts: pl.DataFrame, typed: pl.DataFrame) -> pl.DataFra
         )
         for name, dtype in FIELDS[entity].items()
     ]
-    return pl.concat([pl.DataFrame(schema=PARSE_ISSUE_SCHEMA), *parts], how="vertical")
+    issues = pl.concat([pl.DataFrame(schema=PARSE_ISSUE_SCHEMA), *parts], how="vertical")
+    return issues.sort("line", "column")
 
 
 def _expected(name: str, dtype: pl.DataType) -> str:

@@ -72,6 +72,8 @@ DEMO_FAULTS = SandboxSettings(fail_rate=0.1, drop_rate=0.05, rate_limit=300.0, s
 # Short waits between retries: the sandbox recovers at once, and the demo should be quick.
 DEMO_RETRY = RetryPolicy(base_delay=0.05, max_delay=1.0, seed=7)
 
+PROBLEMS_LABEL = "records held back or rejected (CSV)"
+PROBLEMS_SHOWN = 6  # held-back and rejected records listed in the closing report
 NOTEBOOK_HINTS = (
     "./dev run marimo edit notebooks/clean.py      # column mapping and parse issues",
     "./dev run marimo edit notebooks/audit.py      # the audit, rule by rule, and the fixes",
@@ -131,6 +133,7 @@ class DemoSummary:
     sandbox_requests: dict[str, int]  # requests the sandbox served, by HTTP status
     fincome_differences: dict[str, int]  # reconcile_fincome rows by status
     finance_months_off: int  # months whose total MRR differs from the finance file
+    problems: tuple[str, ...] = ()  # the first records held back or rejected, one line each
     outputs: dict[str, Path] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -141,12 +144,13 @@ class DemoSummary:
 
     @property
     def ok(self) -> bool:
-        """True when the workflow ran as designed: every row accounted for, every record answered,
-        and the resumed run sent nothing."""
+        """True when the workflow ran as designed: every row accounted for, and the resumed run
+        sent only what the first run left without an answer (usually nothing), leaving nothing
+        pending."""
         return (
             self.accounted_for == self.loaded
-            and self.upload.pending == 0
-            and self.resume.requests == 0
+            and self.resume.pending == 0
+            and self.resume.acknowledged == self.upload.pending
         )
 
     def report_lines(self) -> list[str]:
@@ -164,6 +168,10 @@ class DemoSummary:
             f"Upload to the sandbox (faults on): {up.acknowledged:,} acknowledged, "
             f"{up.held_back:,} held back, {up.rejected:,} rejected, {up.conflict:,} in conflict, "
             f"{up.pending:,} without an answer; {up.requests:,} requests in {up.seconds:.1f} s.",
+            *[f"    {line}" for line in self.problems],
+            f"    ... each one with its reason in {self.outputs.get(PROBLEMS_LABEL)}"
+            if self.problems
+            else "    (no record held back or rejected)",
             f"Every row accounted for: {self.accounted_for:,} of {self.loaded:,}.",
             f"Resumed run: {self.resume.requests} requests, {self.resume.skipped:,} records "
             "already in Fincome.",
@@ -248,7 +256,7 @@ def finance_sample(mrr: pl.DataFrame) -> pl.DataFrame:
     monthly = movements(mrr.filter(pl.col("currency") == FINANCE_CURRENCY)).filter(
         pl.col("month").is_between(first, last)
     )
-    frame = monthly.select("month", mrr=pl.col("end_mrr"), *FINANCE_COLUMNS[1:])
+    frame = monthly.select("month", *FINANCE_COLUMNS[1:], mrr=pl.col("end_mrr"))
     for month, changes in PLANTED_FINANCE_DIFFERENCES.items():
         frame = frame.with_columns(
             pl.when(pl.col("month") == month)
@@ -258,7 +266,8 @@ def finance_sample(mrr: pl.DataFrame) -> pl.DataFrame:
             .alias(name)
             for name, amount in changes.items()
         )
-    return frame.with_columns(pl.col("month").dt.strftime("%Y-%m")).select("month", *FINANCE_COLUMNS)
+    month_text = pl.col("month").dt.strftime("%Y-%m")
+    return frame.select(month_text, *FINANCE_COLUMNS)
 
 
 def write_finance_sample(data_dir: Path | str = SAMPLE_DIR) -> Path:
@@ -266,6 +275,26 @@ def write_finance_sample(data_dir: Path | str = SAMPLE_DIR) -> Path:
     path = Path(data_dir) / FINANCE_FILE
     finance_sample(mrr_by_customer(apply_fixes(load_export(data_dir)).dataset)).write_csv(path)
     return path
+
+
+def _problem_lines(result: UploadResult) -> tuple[str, ...]:
+    """The first records held back or rejected, customers first, as short readable lines."""
+    rank = {"customers": 0, "subscriptions": 1, "invoices": 2}
+    first = (
+        result.problems()
+        .with_columns(_rank=pl.col("entity").replace_strict(rank, default=3))
+        .sort("_rank", "source_file", "source_line", nulls_last=True)
+        .head(PROBLEMS_SHOWN)
+    )
+    return tuple(
+        f"{row['entity']} {row['record_id']} ({row['outcome']}, {row['source_file']} line "
+        f"{row['source_line']}): {_cut(row['detail'] or '', 110)}"
+        for row in first.iter_rows(named=True)
+    )
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _finance_months_off(mrr: pl.DataFrame, finance_path: Path, out: Path) -> int:
@@ -334,7 +363,7 @@ def run_demo(
     outputs["upload outcome per record (CSV)"] = result.write_csv(
         out / "upload" / "results.csv", problems_only=False
     )
-    outputs["records to look at (CSV)"] = result.write_csv(out / "upload" / "problems.csv")
+    outputs[PROBLEMS_LABEL] = result.write_csv(out / "upload" / "problems.csv")
     outputs["upload journal (SQLite)"] = journal
 
     steps.start("reconcile", "    reconciling ...")
@@ -379,6 +408,7 @@ def run_demo(
         sandbox_requests={str(k): int(v) for k, v in served.items()},
         fincome_differences={str(status): int(n) for status, n in differences},
         finance_months_off=finance_months_off,
+        problems=_problem_lines(result),
         outputs=outputs,
         seconds=steps.seconds,
     )

@@ -121,6 +121,15 @@ class RuleContext:
         return self.customers["id"].drop_nulls().unique()
 
     @cached_property
+    def repeated_rows(self) -> dict[str, pl.DataFrame]:
+        """Per frame, the rows whose id appears more than once: one hash pass per frame, shared
+        by the "id repeated" and "repeated with conflicting attributes" rules."""
+        return {
+            name: self.frame(name).filter(pl.col("id").is_not_null() & pl.col("id").is_duplicated())
+            for name in frames.FRAME_NAMES
+        }
+
+    @cached_property
     def subscriptions_by_id(self) -> pl.DataFrame:
         """One subscription per id (the first row when an id repeats; SUB-002 reports those)."""
         return self.subscriptions.filter(pl.col("id").is_not_null()).unique(
@@ -149,7 +158,8 @@ class RuleContext:
         `prev_end` is the latest end among the earlier periods, so a period contained in an older,
         longer one still counts as an overlap; `prev_id` is the invoice that ended there.
         """
-        # sorting by the subscription's row number is much cheaper than by its id (a string)
+        # Sorting by the subscription's row number is much cheaper than by its id (a string);
+        # the stable sort keeps ties in file order, so no string key is needed to be repeatable.
         keys = ["_sub_row", "period_start", "period_end", "id"]
         ordered = (
             self.invoices_with_subscription.lazy()
@@ -159,7 +169,7 @@ class RuleContext:
                 pl.col("period_start") < pl.col("period_end"),
             )
             .select(ROW, "subscription_id", *keys)
-            .sort(keys)
+            .sort(keys[:3], maintain_order=True)
             # an invoice repeated with the same period is INV-002's business, not an overlap
             .filter(~pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(1)) for k in keys]))
             .collect()
@@ -174,14 +184,12 @@ class RuleContext:
 
         `_end` is the exclusive end: period_end, plus one day for inclusive-end subscriptions.
         """
-        inclusive = self.inclusive_end_subscriptions.select(
-            "subscription_id", _inclusive=pl.lit(True)
-        )
+        inclusive = self.inclusive_end_subscriptions.select("_sub_row", _inclusive=pl.lit(True))
         return (
             self.invoices_with_subscription.filter(
                 is_recurring(), pl.col("period_start") < pl.col("period_end")
             )
-            .join(inclusive, on="subscription_id", how="left")
+            .join(inclusive, on="_sub_row", how="left")
             .with_columns(
                 _end=pl.when(pl.col("_inclusive"))
                 .then(pl.col("period_end") + pl.duration(days=1))
@@ -198,15 +206,16 @@ class RuleContext:
         """Subscriptions whose invoices consistently use inclusive period ends: each period ends the
         day before the next one starts and none already spans whole months (with a single
         period: it ends one day short of a whole number of months).
-        Columns: subscription_id, periods, first_start, first_end."""
+        Columns: _sub_row, subscription_id, periods, first_start, first_end."""
         per_subscription = (
             self.periods.lazy()
             .with_columns(
                 _day_before_next=(pl.col("period_start") - pl.col("prev_end"))
                 == pl.duration(days=1)
             )
-            .group_by("subscription_id")
+            .group_by("_sub_row")
             .agg(
+                subscription_id=pl.col("subscription_id").first(),
                 periods=pl.len(),
                 all_day_before_next=pl.col("_day_before_next").drop_nulls().all(),
                 first_start=pl.col("period_start").first(),
@@ -219,23 +228,22 @@ class RuleContext:
         start, end = pl.col("period_start"), pl.col("period_end")
         exact, plus_one = whole_months(start, end), whole_months(start, end + pl.duration(days=1))
         shapes = (
-            self.periods.filter(
-                pl.col("subscription_id").is_in(per_subscription["subscription_id"].implode())
-            )
-            .group_by("subscription_id")
+            self.periods.filter(pl.col("_sub_row").is_in(per_subscription["_sub_row"].implode()))
+            .group_by("_sub_row")
             .agg(
                 any_whole=(exact & ~plus_one).any(),
                 all_one_day_short=(plus_one & ~exact).all(),
             )
         )
         return (
-            per_subscription.join(shapes, on="subscription_id")
+            per_subscription.join(shapes, on="_sub_row")
             .filter(
                 pl.when(pl.col("periods") >= 2)
                 .then(~pl.col("any_whole"))
                 .otherwise(pl.col("all_one_day_short"))
             )
-            .select("subscription_id", "periods", "first_start", "first_end")
+            .select("_sub_row", "subscription_id", "periods", "first_start", "first_end")
+            .sort("_sub_row")
         )
 
 
@@ -359,7 +367,32 @@ def offending(
     )
 
 
-def conflicting_duplicates(frame: pl.DataFrame, *, name: str, label: str) -> pl.LazyFrame:
+_LISTED_LINES = 10  # lines listed in a duplicate-id message; the rest are counted
+
+
+def _lines_of_id() -> pl.Expr:
+    lines = pl.col(frames.SOURCE_LINE).sort()
+    listed = lines.head(_LISTED_LINES).cast(pl.String).fill_null("?").str.join(", ")
+    more = pl.len().cast(pl.Int64) - _LISTED_LINES
+    return pl.when(more > 0).then(fmt("{} and {} more", listed, more)).otherwise(listed).over("id")
+
+
+def repeated_ids(ctx: RuleContext, name: str) -> pl.LazyFrame:
+    """Every row of an id that appears on several rows of frame `name`."""
+    return (
+        ctx.repeated_rows[name]
+        .lazy()
+        .with_columns(_lines=_lines_of_id(), _count=pl.len().over("id"))
+        .pipe(
+            offending,
+            column="id",
+            value="id",
+            message=fmt("id '{}' appears on {} rows (lines {})", "id", "_count", "_lines"),
+        )
+    )
+
+
+def conflicting_duplicates(ctx: RuleContext, name: str, *, label: str) -> pl.LazyFrame:
     """Rows of an id that repeats with different values in at least one canonical field of the
     frame `name`: `column` lists the disagreeing fields, `value` this row's values for them."""
     fields = [f for f in frames.FIELDS[name] if f != "id"]
@@ -374,11 +407,10 @@ def conflicting_duplicates(frame: pl.DataFrame, *, name: str, label: str) -> pl.
         separator="; ",
         ignore_nulls=True,
     )
-    lines = pl.col(frames.SOURCE_LINE).cast(pl.String).fill_null("?").sort().str.join(", ")
     return (
-        frame.lazy()
-        .filter(pl.col("id").is_not_null() & pl.col("id").is_duplicated())
-        .with_columns(_differing=differing, _values=values, _lines=lines.over("id"))
+        ctx.repeated_rows[name]
+        .lazy()
+        .with_columns(_differing=differing, _values=values, _lines=_lines_of_id())
         .filter(pl.col("_differing") != "")
         .select(
             pl.col(ROW),

@@ -15,6 +15,7 @@ from fincome_toolkit.rule_base import (
     is_recurring,
     offending,
     quoted,
+    repeated_ids,
     rule,
     text,
 )
@@ -41,6 +42,7 @@ INV_002 = Rule(
     fix="Export one row per invoice (sum its lines) or give each line its own id; exact copies "
     "are removed by apply_fixes.",
     unit="invoices",
+    check=lambda ctx: repeated_ids(ctx, "invoices"),
 )
 INV_009 = Rule(
     "INV-009",
@@ -84,7 +86,7 @@ INV_024 = Rule(
     fix="Give each invoice one consistent set of attributes, or export lines with their own ids.",
 )
 def conflicting_invoice(ctx: RuleContext) -> pl.LazyFrame:
-    return conflicting_duplicates(ctx.invoices, name="invoices", label="invoice")
+    return conflicting_duplicates(ctx, "invoices", label="invoice")
 
 
 @rule(
@@ -119,9 +121,8 @@ def invoice_unknown_customer(ctx: RuleContext) -> pl.LazyFrame:
     fix="Export the subscription too, or correct subscription_id on the invoice.",
 )
 def invoice_unknown_subscription(ctx: RuleContext) -> pl.LazyFrame:
-    known = ctx.subscriptions["id"].drop_nulls().unique().implode()
-    rows = ctx.invoices.filter(
-        pl.col("subscription_id").is_not_null() & ~pl.col("subscription_id").is_in(known)
+    rows = ctx.invoices_with_subscription.filter(
+        pl.col("subscription_id").is_not_null() & pl.col("_sub_row").is_null()
     )
     return offending(
         rows,

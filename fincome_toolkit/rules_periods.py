@@ -11,6 +11,7 @@ import polars as pl
 
 from fincome_toolkit.rule_base import (
     AVERAGE_MONTH_DAYS,
+    ROW,
     Rule,
     RuleContext,
     calendar_months,
@@ -25,7 +26,7 @@ SEQUENCE_UNIT = "invoiced subscriptions"
 
 
 def _not_inclusive(ctx: RuleContext, periods: pl.DataFrame) -> pl.DataFrame:
-    return periods.join(ctx.inclusive_end_subscriptions, on="subscription_id", how="anti")
+    return periods.join(ctx.inclusive_end_subscriptions, on="_sub_row", how="anti")
 
 
 def _period_text() -> pl.Expr:
@@ -76,7 +77,7 @@ def period_outside_subscription(ctx: RuleContext) -> pl.LazyFrame:
     unit=SEQUENCE_UNIT,
 )
 def period_gap(ctx: RuleContext) -> pl.LazyFrame:
-    rows = _not_inclusive(ctx, ctx.periods).filter(pl.col("period_start") > pl.col("prev_end"))
+    rows = _not_inclusive(ctx, ctx.periods.filter(pl.col("period_start") > pl.col("prev_end")))
     return offending(
         rows,
         column="period_start",
@@ -128,9 +129,8 @@ def period_overlap(ctx: RuleContext) -> pl.LazyFrame:
     fix="Export period_end as the first day after the service (apply_fixes adds the day).",
 )
 def inclusive_end_periods(ctx: RuleContext) -> pl.LazyFrame:
-    rows = ctx.subscriptions_by_id.join(
-        ctx.inclusive_end_subscriptions, left_on="id", right_on="subscription_id"
-    )
+    inclusive = ctx.inclusive_end_subscriptions
+    rows = inclusive.with_columns(pl.col("_sub_row").alias(ROW))
     return offending(
         rows,
         column="period_end",

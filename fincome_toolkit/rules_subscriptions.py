@@ -11,6 +11,7 @@ from fincome_toolkit.rule_base import (
     conflicting_duplicates,
     fmt,
     offending,
+    repeated_ids,
     rule,
     running_after_group_start,
     text,
@@ -37,6 +38,7 @@ SUB_002 = Rule(
     "the last one sent wins, whatever its dates and price.",
     fix="Keep one row per subscription id (exact copies are removed by apply_fixes).",
     unit="subscriptions",
+    check=lambda ctx: repeated_ids(ctx, "subscriptions"),
 )
 SUB_005 = Rule(
     "SUB-005",
@@ -89,7 +91,7 @@ SUB_013 = Rule(
     fix="Keep one version of the contract per id in the ERP export.",
 )
 def conflicting_subscription(ctx: RuleContext) -> pl.LazyFrame:
-    return conflicting_duplicates(ctx.subscriptions, name="subscriptions", label="subscription")
+    return conflicting_duplicates(ctx, "subscriptions", label="subscription")
 
 
 @rule(

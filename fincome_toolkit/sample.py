@@ -150,7 +150,7 @@ def write_sample(
     style: ExportStyle = "erp",
     formats: ExportFormats = None,
 ) -> SampleResult:
-    """Generate a history and write it as an export in `out_dir` (what `fincome-toolkit sample` does)."""
+    """Generate a history and write it as an export in `out_dir` (`fincome-toolkit sample`)."""
     result = generate(
         customers=customers,
         subscriptions=subscriptions,

@@ -13,7 +13,7 @@ in the written export (the manifest's `detail` is that exact text).
 from __future__ import annotations
 
 from calendar import monthrange
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -69,18 +69,28 @@ PARSE_LEVEL: dict[str, tuple[str, str, tuple[str, ...], str]] = {
 }  # fmt: skip
 
 ROW = "_row"
+ANY = pl.lit(True)  # no condition on a choice of records
 RECURRING = pl.col("type") == "subscription"
+
+
+POOL_CUSTOMERS = 5_000  # defects are planted among this many random customers (all, if fewer)
 
 
 @dataclass
 class Planter:
-    """Working state: the clean frames (with a `_row` index), what is taken, what changes."""
+    """Working state: the clean frames (with a `_row` index), what is taken, what changes.
 
-    history: History
+    Records are chosen in a pool of customers with all their subscriptions and invoices, so that
+    choosing never scans ten million invoices again; with few customers the pool is all of them.
+    """
+
+    history: InitVar[History]
     rng: np.random.Generator
     per_kind: int
     frames: dict[str, pl.DataFrame] = field(init=False)
-    subs: pl.DataFrame = field(init=False)  # per-subscription facts
+    subs: pl.DataFrame = field(init=False)  # per-subscription facts, in the pool
+    customer_facts: pl.DataFrame = field(init=False)  # per-customer facts, in the pool
+    pool_invoices: pl.DataFrame = field(init=False)
     used_customers: set[str] = field(default_factory=set)  # their record carries a defect
     locked_customers: set[str] = field(default_factory=set)  # their subscriptions are off-limits
     used_subscriptions: set[str] = field(default_factory=set)
@@ -93,17 +103,27 @@ class Planter:
     new_invoices: int = 0
     unknown_ids: int = 0
 
-    def __post_init__(self) -> None:
-        h = self.history
+    def __post_init__(self, history: History) -> None:
         self.frames = {
             name: frame.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64))
             for name, frame in (
-                ("customers", h.customers),
-                ("subscriptions", h.subscriptions),
-                ("invoices", h.invoices),
+                ("customers", history.customers),
+                ("subscriptions", history.subscriptions),
+                ("invoices", history.invoices),
             )
         }
-        self.subs = _subscription_facts(self.frames["subscriptions"], self.frames["invoices"])
+        customers = self.frames["customers"]
+        if customers.height > POOL_CUSTOMERS:
+            customers = customers[np.sort(self.rng.choice(customers.height, POOL_CUSTOMERS, False))]
+        subscriptions = self.frames["subscriptions"].filter(
+            pl.col("customer_id").is_in(customers["id"].implode())
+        )
+        self.pool_invoices = self.frames["invoices"].filter(
+            pl.col("subscription_id").is_in(subscriptions["id"].implode())
+        )
+        self.subs = _subscription_facts(subscriptions, self.pool_invoices)
+        parents = self.frames["customers"]["root_parent_id"].drop_nulls().unique()
+        self.customer_facts = _customer_facts(customers, self.subs, parents)
         showcase = self.subs.filter(pl.col("start_date") == date(2024, 1, 31))
         self.locked_customers |= set(showcase["customer_id"].to_list())  # keep the 31-Jan case
 
@@ -115,22 +135,22 @@ class Planter:
                 f"the sample is too small to plant {count} '{kind}' defects "
                 f"(only {candidates.height} suitable records)",
                 where="sample generator",
-                fix="generate more customers, or plant fewer defects per kind",
+                fix="generate at least 80 customers (about 1,600 invoices), or plant fewer per "
+                "kind: defects_per_kind=1 works from about 40 customers",
             )
         return candidates[np.sort(self.rng.choice(candidates.height, count, replace=False))]
 
     def customers(
         self,
         kind: str,
-        where: pl.Expr = pl.lit(True),
+        where: pl.Expr = ANY,
         *,
         count: int | None = None,
         lock: bool = False,
     ) -> pl.DataFrame:
         """Customers free of any defect; `lock` also reserves their subscriptions and invoices."""
-        facts = _customer_facts(self.frames["customers"], self.subs)
         taken = list(self.used_customers | self.locked_customers)
-        free = facts.filter(where & ~pl.col("id").is_in(taken))
+        free = self.customer_facts.filter(where & ~pl.col("id").is_in(taken))
         if lock:
             busy = self.subs.filter(pl.col("id").is_in(list(self.used_subscriptions)))
             free = free.filter(~pl.col("id").is_in(busy["customer_id"].implode()))
@@ -141,7 +161,7 @@ class Planter:
         return chosen
 
     def subscriptions(
-        self, kind: str, where: pl.Expr = pl.lit(True), *, count: int | None = None
+        self, kind: str, where: pl.Expr = ANY, *, count: int | None = None
     ) -> pl.DataFrame:
         """Subscriptions whose record, invoices and customer's subscriptions are free."""
         free = self.subs.filter(
@@ -154,7 +174,7 @@ class Planter:
         return chosen
 
     def invoices(
-        self, kind: str, *, sub_where: pl.Expr = pl.lit(True), where: pl.Expr = RECURRING
+        self, kind: str, *, sub_where: pl.Expr = ANY, where: pl.Expr = RECURRING
     ) -> pl.DataFrame:
         """One invoice from each of `per_kind` free subscriptions; `where` may use `k` (0-based
         position among the subscription's recurring invoices) and `n` (their count)."""
@@ -172,8 +192,7 @@ class Planter:
     def invoices_of(self, subscription_ids: pl.Series) -> pl.DataFrame:
         """Invoices of the given subscriptions, with `k` and `n` for the recurring ones."""
         return (
-            self.frames["invoices"]
-            .filter(pl.col("subscription_id").is_in(subscription_ids.implode()))
+            self.pool_invoices.filter(pl.col("subscription_id").is_in(subscription_ids.implode()))
             .sort("subscription_id", "type", "period_start", ROW)
             .with_columns(
                 k=pl.int_range(pl.len()).over("subscription_id", "type"),
@@ -202,11 +221,13 @@ class Planter:
         self.manifest.append((kind, frame, record_id, column, detail))
 
     def new_customer_id(self) -> str:
+        """The next customer id after the generated ones."""
         self.new_customers += 1
         number = self.frames["customers"].height + self.new_customers
         return format_ids(CUSTOMER_PREFIX, [number], CUSTOMER_WIDTH)[0]
 
     def new_invoice_id(self) -> str:
+        """The next invoice id after the generated ones."""
         self.new_invoices += 1
         number = self.frames["invoices"].height + self.new_invoices
         return format_ids(INVOICE_PREFIX, [number], INVOICE_WIDTH)[0]
@@ -223,7 +244,9 @@ class Planter:
 
     def result(self) -> tuple[Dataset, pl.DataFrame]:
         """Apply every change and return the dirty truth and the manifest."""
-        finished = {name: self._finish(name, frame) for name, frame in self.frames.items()}
+        self.pool_invoices = self.subs = self.customer_facts = pl.DataFrame()
+        # each clean frame is released as soon as its dirty copy exists (peak memory)
+        finished = {name: self._finish(name, self.frames.pop(name)) for name in list(self.frames)}
         issues = pl.DataFrame(self.parse_issues, schema=frames.PARSE_ISSUE_SCHEMA)
         manifest = pl.DataFrame(self.manifest, schema=MANIFEST_SCHEMA, orient="row")
         return Dataset(**finished, parse_issues=issues), manifest
@@ -264,15 +287,16 @@ def _subscription_facts(subscriptions: pl.DataFrame, invoices: pl.DataFrame) -> 
     )
 
 
-def _customer_facts(customers: pl.DataFrame, subs: pl.DataFrame) -> pl.DataFrame:
+def _customer_facts(
+    customers: pl.DataFrame, subs: pl.DataFrame, parents: pl.Series
+) -> pl.DataFrame:
     """Per customer: subscription count, whether it is a parent or a child."""
     per_customer = subs.group_by("customer_id").agg(n_subs=pl.len().cast(pl.Int64))
-    parents = customers["root_parent_id"].drop_nulls().unique().implode()
     return customers.join(
         per_customer, left_on="id", right_on="customer_id", how="left"
     ).with_columns(
         pl.col("n_subs").fill_null(0),
-        is_parent=pl.col("id").is_in(parents),
+        is_parent=pl.col("id").is_in(parents.implode()),
         is_child=pl.col("root_parent_id").is_not_null(),
     )
 

@@ -81,7 +81,8 @@ SPELLINGS: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
         "FR": ("FR", "FR", "France", "France"), "DE": ("DE", "DE", "Germany", "Allemagne"),
         "ES": ("ES", "ES", "Spain", "Espagne"), "IT": ("IT", "IT", "Italy", "Italie"),
         "NL": ("NL", "NL", "Netherlands", "Pays-Bas"), "BE": ("BE", "BE", "Belgium", "Belgique"),
-        "IE": ("IE", "IE", "Ireland", "Irlande"), "GB": ("GB", "GB", "United Kingdom", "Royaume-Uni"),
+        "IE": ("IE", "IE", "Ireland", "Irlande"),
+        "GB": ("GB", "GB", "United Kingdom", "Royaume-Uni"),
         "US": ("US", "US", "United States", "États-Unis"), "CA": ("CA", "CA", "Canada", "Canada"),
     },
 }  # fmt: skip

@@ -1,4 +1,4 @@
-"""The time layout of the sample generator: when each subscription starts, ends and how often it bills.
+"""Time layout of the sample generator: when each subscription starts, ends, how often it bills.
 
 Everything happens in *month indices* (0 = the first month of the history) with numpy, so that ten
 million invoices take seconds. Random numbers are drawn once (`draw_histories`); the layout then
@@ -51,7 +51,7 @@ class Draws:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where each kept subscription sits in time, in month indices, and how many periods it bills."""
+    """Where each subscription sits in time (month indices) and how many periods it bills."""
 
     keep: np.ndarray  # planned subscriptions that start before as_of
     start_month: np.ndarray

@@ -118,7 +118,8 @@ class _FaultDraws:
         self._seen[identity] += 1
         key = f"{self.seed}|{self._seen[identity]}".encode() + identity
         digest = hashlib.sha256(key).digest()
-        return tuple(int.from_bytes(digest[i : i + 8]) / 2**64 for i in (0, 8, 16))  # type: ignore[return-value]
+        fail, which, drop = (int.from_bytes(digest[i : i + 8]) / 2**64 for i in (0, 8, 16))
+        return fail, which, drop
 
 
 class SandboxApp(Starlette):

@@ -39,15 +39,18 @@ class RecordStore:
     def __init__(self, db: str | Path | None = None) -> None:
         self.path = str(db) if db is not None else ":memory:"
         self._lock = threading.Lock()
+        self._final_counts: dict[str, int] | None = None
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(SCHEMA)
 
     def close(self) -> None:
-        """Close the database (checkpointing the WAL into the file)."""
+        """Close the database (checkpointing the WAL into the file); `counts()` stays readable."""
+        final = self.counts()
         with self._lock:
             self._db.close()
+            self._final_counts = final
 
     def get(self, entity: str, record_id: str) -> dict[str, Any] | None:
         """The stored object (with `created_at`, `updated_at`), or None."""
@@ -105,8 +108,10 @@ class RecordStore:
         return row is not None
 
     def counts(self) -> dict[str, int]:
-        """Stored records per entity."""
+        """Stored records per entity (as they were at closing, once closed)."""
         with self._lock:
+            if self._final_counts is not None:
+                return dict(self._final_counts)
             rows = self._db.execute("SELECT entity, COUNT(*) FROM records GROUP BY entity")
             return dict(rows.fetchall())
 

@@ -131,7 +131,8 @@ def _(FRAME_NAMES, csv_ready, mo, pl, result):
         rules = result.summary.filter(pl.col("frame") == frame, pl.col("failed") > 0).select(
             "rule", "severity", "title", "failed", "fix"
         )
-        records = csv_ready(result.failing_records(frame))
+        first = ["source_file", "source_line", "worst_severity", "rules", "messages"]
+        records = csv_ready(result.failing_records(frame)).select(*first, pl.exclude(first))
         return mo.vstack(
             [
                 mo.md(f"**{rules.height} rule(s) fail on {frame}.**"),

@@ -257,8 +257,9 @@ def _(
             default_name = find_frame_file(data_dir, frame, FrameMapping()).name
         except ToolkitError:  # no file found by its usual name: the mapping must name it
             default_name = None
+        keep_file = old.file is not None or name != default_name  # name it when it must be
         return FrameMapping(
-            file=name if name != default_name else None,
+            file=name if keep_file else None,
             sheet=old.sheet,
             columns=columns,
             constants=constants,

@@ -8,7 +8,6 @@ a missing browser is a failure: the browser test must never silently stop runnin
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
+from playwright.sync_api import Page
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -70,7 +70,13 @@ def _wait_until_served(url: str, process: subprocess.Popen[bytes], log: Path) ->
 
 
 @pytest.fixture
-def served_notebook(tmp_path: Path) -> Iterator[str]:
+def chromium() -> Path:
+    """Debian's chromium (checked before the notebook server is started)."""
+    return _chromium_or_skip()
+
+
+@pytest.fixture
+def served_notebook(chromium: Path, tmp_path: Path) -> Iterator[str]:
     """`marimo run notebooks/audit.py` on a free loopback port; yields its URL."""
     port = _free_port()
     log = tmp_path / "marimo.log"
@@ -92,33 +98,42 @@ def served_notebook(tmp_path: Path) -> Iterator[str]:
             process.wait()
 
 
-def _rule_with_few_failures() -> tuple[str, str]:
-    """A rule that fails on the sample for a handful of records, and one of those record ids.
-
-    Taken from the library itself, so the test follows the sample and the rule catalog.
-    """
+def _rule_with_few_failures() -> tuple[str, str, int]:
+    """A rule that fails on the sample for a handful of records, one of those record ids, and
+    how many issue rows the rule has. Taken from the library, so the test follows the sample."""
     from fincome_toolkit.audit import audit
     from fincome_toolkit.loading import load_dataset
-    from fincome_toolkit.mapping import ColumnMapping
+    from fincome_toolkit.sample import AS_OF
 
-    mapping = ColumnMapping.from_toml(SAMPLE_DATA / "mapping.toml")
-    result = audit(load_dataset(SAMPLE_DATA, mapping=mapping))
+    result = audit(load_dataset(SAMPLE_DATA, mapping=SAMPLE_DATA / "mapping.toml"), as_of=AS_OF)
     per_rule = (
         result.issues.filter(pl.col("record_id").is_not_null())
         .group_by("rule")
-        .agg(pl.col("record_id").first(), pl.len().alias("n"))
+        .agg(pl.col("record_id").sort().first(), pl.len().alias("n"))
         .filter(pl.col("n") <= 5)
         .sort("n", "rule")
     )
     assert per_rule.height > 0, "the dirty sample should fail some rule on a few records"
-    return per_rule["rule"][0], per_rule["record_id"][0]
+    rule, record_id = per_rule["rule"][0], per_rule["record_id"][0]
+    return rule, record_id, result.issues.filter(pl.col("rule") == rule).height
 
 
-def test_audit_notebook_renders_and_filters_by_rule(served_notebook: str) -> None:
-    chromium = _chromium_or_skip()
+def _screenshot(page: Page, name: str) -> Path:
+    """The whole notebook (marimo scrolls inside the page, so grow the viewport first)."""
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))"
+    )
+    page.set_viewport_size({"width": 1400, "height": min(max(height, 1000), 16000)})
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    return path
+
+
+def test_audit_notebook_renders_and_filters_by_rule(chromium: Path, served_notebook: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    rule, record_id = _rule_with_few_failures()
+    rule, record_id, issue_rows = _rule_with_few_failures()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -127,22 +142,22 @@ def test_audit_notebook_renders_and_filters_by_rule(served_notebook: str) -> Non
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(served_notebook)
-            # The verdict and the rule summary are rendered by the AuditResult itself.
-            expect(page.get_by_text("Verdict", exact=False).first).to_be_visible(
-                timeout=RENDER_TIMEOUT_MS
-            )
-            expect(page.get_by_text(rule, exact=True).first).to_be_attached(
-                timeout=RENDER_TIMEOUT_MS
-            )
-            page.screenshot(path=str(ARTIFACTS / "audit_notebook.png"), full_page=True)
+            # The verdict banner and the rule summary are rendered by the AuditResult itself.
+            verdict = page.locator("section.verdict")
+            expect(verdict).to_contain_text("FAIL", timeout=RENDER_TIMEOUT_MS)
+            expect(page.get_by_text(rule, exact=True).first).to_be_attached()
+            expect(page.get_by_text("Browse the issues")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+            overview = _screenshot(page, "audit_notebook.png")
 
-            rule_picker = page.get_by_test_id("marimo-plugin-dropdown").filter(
-                has=page.locator(f"option[value='{rule}']")
+            picker = page.get_by_test_id("marimo-plugin-dropdown").filter(
+                has=page.locator("option", has_text=f"{rule} ·")
             )
-            rule_picker.first.select_option(rule)
-            expect(page.get_by_text(record_id, exact=True).first).to_be_visible(timeout=60_000)
-            shot = ARTIFACTS / "audit_notebook_rule.png"
-            page.screenshot(path=str(shot), full_page=True)
-            print(f"screenshots: {ARTIFACTS / 'audit_notebook.png'} and {shot}")
+            label = picker.locator("option", has_text=f"{rule} ·").text_content()
+            picker.select_option(label=label)
+            expect(page.get_by_text(f"{issue_rows:,} issue(s) match")).to_be_visible(timeout=60_000)
+            issues_table = page.locator("div", has=page.get_by_text("Issues", exact=True)).last
+            expect(issues_table.get_by_text(record_id, exact=True).first).to_be_visible()
+            filtered = _screenshot(page, "audit_notebook_rule.png")
+            print(f"screenshots: {overview} and {filtered}")
         finally:
             browser.close()

@@ -500,3 +500,14 @@ def test_prorated_periods_are_noted_but_anchored_months_are_not():
     ]
     issues = issues_of("INV-023", dataset(CUSTOMERS, SUBS, invoices))
     assert issues["record_id"].to_list() == ["C"]
+
+
+def test_duplicate_id_messages_list_the_lines_and_count_the_rest():
+    data = dataset(customers=[customer("C1"), customer("C2"), customer("C1")])
+    assert (
+        issues_of("CUS-002", data)["message"].to_list()
+        == ["id 'C1' appears on 2 rows (lines 2, 4)"] * 2
+    )
+    many = dataset(customers=[customer("C1")] * 13)
+    message = issues_of("CUS-002", many)["message"][0]
+    assert message == "id 'C1' appears on 13 rows (lines 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 and 3 more)"
