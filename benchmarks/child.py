@@ -67,9 +67,7 @@ def floor_infer(data_dir: Path, args: dict[str, Any]):
     import polars as pl
 
     def run():
-        rows = {
-            n: pl.read_csv(data_dir / f"{n}.csv", try_parse_dates=True).height for n in FRAMES
-        }
+        rows = {n: pl.read_csv(data_dir / f"{n}.csv", try_parse_dates=True).height for n in FRAMES}
         return {"rows": rows}
 
     return run
@@ -148,12 +146,16 @@ def report_step(data_dir: Path, args: dict[str, Any]):
 @step("pointblank")
 def pointblank_step(data_dir: Path, args: dict[str, Any]):
     import peers
+    import pointblank  # noqa: F401 - imported before the clock starts
+    from subset import from_data
+
+    checks = from_data(args["checks"])
 
     def run():
         started = time.perf_counter()
         frames = peers.read_polars(data_dir)
         read = time.perf_counter()
-        failed = peers.run_pointblank(frames)
+        failed = peers.run_pointblank(frames, checks)
         return _peer_detail(failed, read - started, time.perf_counter() - read)
 
     return run
@@ -161,13 +163,17 @@ def pointblank_step(data_dir: Path, args: dict[str, Any]):
 
 @step("pandera_pandas")
 def pandera_step(data_dir: Path, args: dict[str, Any]):
+    import pandera.pandas  # noqa: F401 - imported before the clock starts
     import peers
+    from subset import from_data
+
+    checks = from_data(args["checks"])
 
     def run():
         started = time.perf_counter()
         frames = peers.read_pandas(data_dir)
         read = time.perf_counter()
-        failed = peers.run_pandera(frames)
+        failed = peers.run_pandera(frames, checks)
         return _peer_detail(failed, read - started, time.perf_counter() - read)
 
     return run
@@ -184,9 +190,9 @@ def _peer_detail(failed: dict[str, int], read_seconds: float, check_seconds: flo
 
 @step("toolkit_subset")
 def toolkit_subset(data_dir: Path, args: dict[str, Any]):
-    from subset import TOOLKIT_SUBSET_CODES
+    from subset import toolkit_subset_codes
 
-    return audit_step(data_dir, args | {"rules": list(TOOLKIT_SUBSET_CODES)})
+    return audit_step(data_dir, args | {"rules": list(toolkit_subset_codes())})
 
 
 @step("metrics")

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from subset import DATE_COLUMNS, ID_COLUMNS, Check, subset_checks
+from subset import DATE_COLUMNS, ID_COLUMNS, Check
 
 FRAMES = ("customers", "subscriptions", "invoices")
 
@@ -33,13 +33,13 @@ def read_polars(data_dir: Path) -> dict[str, Any]:
     }
 
 
-def run_pointblank(frames: dict[str, Any]) -> dict[str, int]:
+def run_pointblank(frames: dict[str, Any], subset: list[Check]) -> dict[str, int]:
     """Interrogate each frame with pointblank's `Validate`; failed rows per check."""
     import pointblank as pb
 
     failed: dict[str, int] = {}
     for name in FRAMES:
-        checks = [c for c in subset_checks() if c.frame == name]
+        checks = [c for c in subset if c.frame == name]
         validation = pb.Validate(data=frames[name], tbl_name=name)
         for check in checks:
             validation = _pointblank_step(validation, check)
@@ -58,17 +58,13 @@ def _pointblank_step(validation: Any, check: Check) -> Any:
         return validation.rows_distinct(columns_subset=[check.column])
     if check.kind == "in_set":
         # nulls pass (the toolkit reports them only as required-field issues)
-        return validation.col_vals_in_set(
-            columns=check.column, set=[*check.value, None]
-        )
+        return validation.col_vals_in_set(columns=check.column, set=[*check.value, None])
     if check.kind == "regex":
         return validation.col_vals_regex(columns=check.column, pattern=check.value, na_pass=True)
     if check.kind == "ge":
         return validation.col_vals_ge(columns=check.column, value=check.value, na_pass=True)
     if check.kind == "lt_column":
-        return validation.col_vals_lt(
-            columns=check.column, value=pb.col(check.value), na_pass=True
-        )
+        return validation.col_vals_lt(columns=check.column, value=pb.col(check.value), na_pass=True)
     raise ValueError(f"unknown check kind {check.kind}")
 
 
@@ -90,14 +86,14 @@ def read_pandas(data_dir: Path) -> dict[str, Any]:
     }
 
 
-def run_pandera(frames: dict[str, Any]) -> dict[str, int]:
+def run_pandera(frames: dict[str, Any], subset: list[Check]) -> dict[str, int]:
     """Validate each frame with a pandera (pandas backend) schema, lazily so that every failure
     case is collected; failed rows per check."""
     from pandera.errors import SchemaErrors
 
     failed: dict[str, int] = {}
     for name in FRAMES:
-        checks = [c for c in subset_checks() if c.frame == name]
+        checks = [c for c in subset if c.frame == name]
         for check in checks:
             failed[f"{name}.{check.kind}.{check.column}"] = 0
         try:
@@ -109,7 +105,9 @@ def run_pandera(frames: dict[str, Any]) -> dict[str, int]:
                 hit = cases["check"].astype(str).eq(label)
                 if column is not None:
                     hit &= cases["column"].astype(str).eq(column)
-                failed[f"{name}.{check.kind}.{check.column}"] = int(cases.loc[hit, "index"].nunique())
+                failed[f"{name}.{check.kind}.{check.column}"] = int(
+                    cases.loc[hit, "index"].nunique()
+                )
     return failed
 
 
@@ -140,9 +138,9 @@ def _pandera_schema(checks: list[Check]) -> Any:
         elif check.kind == "lt_column":
             frame_checks.append(
                 pa.Check(
-                    lambda df, a=check.column, b=check.value: df[a].isna()
-                    | df[b].isna()
-                    | (df[a] < df[b]),
+                    lambda df, a=check.column, b=check.value: (
+                        df[a].isna() | df[b].isna() | (df[a] < df[b])
+                    ),
                     name=_pandera_label(check)[1],
                 )
             )

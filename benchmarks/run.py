@@ -26,7 +26,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import datasets  # noqa: E402
+import subset  # noqa: E402
 import tables  # noqa: E402
+
+from fincome_toolkit.sample import AS_OF as SAMPLE_AS_OF  # noqa: E402
+
+AS_OF = SAMPLE_AS_OF.isoformat()  # the day the generated histories end: audit "today" there
 
 # Step groups accepted by --only, in running order. Each step: (name, variant).
 GROUPS: dict[str, list[tuple[str, str]]] = {
@@ -41,12 +46,13 @@ GROUPS: dict[str, list[tuple[str, str]]] = {
     "upload": [("upload", "clean")],
 }
 PEERS = ("subset", "pointblank", "pandera")
-AS_OF = "2026-01-01"  # the generator's histories end before it: no "future" noise
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--sizes", default="100k,1M", help="invoice counts, e.g. 100k,1M,10M")
     parser.add_argument(
         "--only", default=",".join(GROUPS), help=f"steps among: {', '.join(GROUPS)}, peers"
@@ -79,9 +85,7 @@ def selected_groups(only: str) -> list[str]:
     return [name for name in GROUPS if name in names]
 
 
-def run_child(
-    step: str, data_dir: Path, args: dict[str, Any], *, timeout: float
-) -> dict[str, Any]:
+def run_child(step: str, data_dir: Path, args: dict[str, Any], *, timeout: float) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter and return what it reported."""
     command = [sys.executable, str(HERE / "child.py"), step, str(data_dir), json.dumps(args)]
     started = time.perf_counter()
@@ -117,6 +121,8 @@ def step_args(step: str, options, out_dir: Path, label: str) -> dict[str, Any]:
         return {"as_of": AS_OF}
     if step == "report":
         return {"as_of": AS_OF, "out": str(out_dir / f"report-{label}.html")}
+    if step in ("pointblank", "pandera_pandas"):
+        return {"checks": subset.as_data(subset.subset_checks())}
     if step == "upload":
         return {
             "invoices": options.upload_invoices,

@@ -9,20 +9,8 @@ e-mails, ranges (amounts, tax, interval count, quantity) and `start < end` withi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from fincome_toolkit.codes import ISO_3166_ALPHA2_COUNTRIES, ISO_4217_CURRENCIES
-from fincome_toolkit.frames import (
-    INTERVAL_UNITS,
-    INVOICE_STATUSES,
-    INVOICE_TYPES,
-    REQUIRED_FIELDS,
-    SUBSCRIPTION_STATUSES,
-)
-from fincome_toolkit.schemas import EMAIL_PATTERN
-
-COUNTRIES = sorted(ISO_3166_ALPHA2_COUNTRIES)
-CURRENCIES = sorted(ISO_4217_CURRENCIES)
+from dataclasses import asdict, dataclass
+from typing import Any
 
 DATE_COLUMNS = {
     "customers": (),
@@ -48,7 +36,22 @@ class Check:
 
 
 def subset_checks() -> list[Check]:
-    """The subset, frame by frame (nulls pass every check but not_null, as in the toolkit)."""
+    """The subset, frame by frame (nulls pass every check but not_null, as in the toolkit).
+
+    The toolkit is imported here only: the peers' processes receive the checks as plain data
+    (`as_data`/`from_data`), so their time and memory carry none of the toolkit's imports.
+    """
+    from fincome_toolkit.codes import ISO_3166_ALPHA2_COUNTRIES, ISO_4217_CURRENCIES
+    from fincome_toolkit.frames import (
+        INTERVAL_UNITS,
+        INVOICE_STATUSES,
+        INVOICE_TYPES,
+        REQUIRED_FIELDS,
+        SUBSCRIPTION_STATUSES,
+    )
+    from fincome_toolkit.schemas import EMAIL_PATTERN
+
+    countries, currencies = sorted(ISO_3166_ALPHA2_COUNTRIES), sorted(ISO_4217_CURRENCIES)
     checks: list[Check] = []
     prefix = {"customers": "CUS", "subscriptions": "SUB", "invoices": "INV"}
     for frame, required in REQUIRED_FIELDS.items():
@@ -56,15 +59,15 @@ def subset_checks() -> list[Check]:
         checks.append(Check(frame, "unique", "id", f"{prefix[frame]}-002"))
     checks += [
         Check("customers", "regex", "email", "CUS-004", EMAIL_PATTERN),
-        Check("customers", "in_set", "country", "CUS-005", COUNTRIES),
-        Check("subscriptions", "in_set", "currency", "SUB-006", CURRENCIES),
+        Check("customers", "in_set", "country", "CUS-005", countries),
+        Check("subscriptions", "in_set", "currency", "SUB-006", currencies),
         Check("subscriptions", "in_set", "status", "PARSE-001", list(SUBSCRIPTION_STATUSES)),
         Check("subscriptions", "in_set", "interval_unit", "PARSE-001", list(INTERVAL_UNITS)),
         Check("subscriptions", "ge", "interval_count", "SUB-007", 1),
         Check("subscriptions", "ge", "quantity", "SUB-013", 0),
         Check("subscriptions", "ge", "amount_excluding_tax", "SUB-008", 0),
         Check("subscriptions", "lt_column", "start_date", "SUB-005", "end_date"),
-        Check("invoices", "in_set", "currency", "INV-024", CURRENCIES),
+        Check("invoices", "in_set", "currency", "INV-024", currencies),
         Check("invoices", "in_set", "status", "PARSE-001", list(INVOICE_STATUSES)),
         Check("invoices", "in_set", "type", "PARSE-001", list(INVOICE_TYPES)),
         Check("invoices", "ge", "tax_amount", "INV-018", 0),
@@ -74,6 +77,17 @@ def subset_checks() -> list[Check]:
     return checks
 
 
-# The toolkit's restricted audit: the rules the subset mirrors (PARSE-001 covers the value sets
-# of statuses and units, which the loader enforces while parsing).
-TOOLKIT_SUBSET_CODES = tuple(sorted({check.rule for check in subset_checks()}))
+def as_data(checks: list[Check]) -> list[dict[str, Any]]:
+    """The checks as JSON-ready dicts, for a child process."""
+    return [asdict(check) for check in checks]
+
+
+def from_data(data: list[dict[str, Any]]) -> list[Check]:
+    """The checks back from `as_data`."""
+    return [Check(**item) for item in data]
+
+
+def toolkit_subset_codes() -> tuple[str, ...]:
+    """The toolkit's restricted audit: the rules the subset mirrors (PARSE-001 covers the value
+    sets of statuses and units, which the loader enforces while parsing)."""
+    return tuple(sorted({check.rule for check in subset_checks()}))

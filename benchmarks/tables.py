@@ -120,7 +120,9 @@ def _step_row(index, entry: dict[str, Any]) -> str:
         ratio = ""
     target = met = note = ""
     name = f"{step} ({variant})"
-    if step in ("audit", "load", "toolkit_subset", "report"):
+    if step == "load":
+        note = f"{detail.get('parse_issues', 0):,} parse issues"
+    if step in ("audit", "toolkit_subset", "report"):
         note = f"load {detail.get('load_seconds', '?')} s"
         if "audit_seconds" in detail:
             note += f" + audit {detail['audit_seconds']} s ({detail.get('issues', 0):,} issue rows)"
@@ -160,7 +162,9 @@ def _step_row(index, entry: dict[str, Any]) -> str:
         ratio = ""
     if step == "generate":
         note = f"{detail.get('csv_mb')} MB of CSV; rows {detail.get('rows')}"
-    return _row(entry["size"], name, entry["seconds"], entry["peak_rss_mb"], ratio, target, met, note)
+    return _row(
+        entry["size"], name, entry["seconds"], entry["peak_rss_mb"], ratio, target, met, note
+    )
 
 
 def _upload_rows(entry: dict[str, Any]) -> list[str]:
@@ -208,7 +212,9 @@ def update_readme(path: Path, machine: dict[str, Any], table: str, *, command: s
             END,
         ]
     )
-    text = path.read_text(encoding="utf-8") if path.is_file() else f"# Benchmarks\n\n{START}\n{END}\n"
+    text = (
+        path.read_text(encoding="utf-8") if path.is_file() else f"# Benchmarks\n\n{START}\n{END}\n"
+    )
     if START not in text:
         text += f"\n{START}\n{END}\n"
     head, rest = text.split(START, 1)

@@ -65,7 +65,9 @@ def _wait_until_up(base_url: str, process: subprocess.Popen, timeout: float = 60
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the sandbox exited: {process.stdout.read() if process.stdout else ''}")
+            raise RuntimeError(
+                f"the sandbox exited: {process.stdout.read() if process.stdout else ''}"
+            )
         with contextlib.suppress(httpx.HTTPError):
             httpx.get(f"{base_url}/_sandbox/stats", timeout=1.0)
             return

@@ -26,6 +26,7 @@ from fincome_toolkit._parse_core import (
     as_text,
     clean_text,
     constant,
+    map_back,
     map_distinct,
 )
 
@@ -35,6 +36,8 @@ _FAST_COMMA = r"^-?(?:\d{1,16}|\d{1,3}(?:[.\s]\d{3}){1,5})(?:,\d{1,2})?$"
 _TOKEN = r"[^\d\s+\-−(),.][^\d\s+\-−(),]*"
 _AFFIXES = rf"^({_TOKEN})?\s*(.*?)\s*({_TOKEN})?$"
 _SAMPLE = 5_000
+_REPEATS = 4  # parse distinct values when each repeats this many times on average
+_RESULT_DTYPES = {"value": MONEY, "reason": pl.String(), "currency": pl.String()}
 
 
 @dataclass(frozen=True)
@@ -180,14 +183,21 @@ _PLAIN_DOT = r"^-?\d{1,16}(?:\.\d{1,2})?$"
 _PLAIN_COMMA = r"^-?\d{1,16}(?:,\d{1,2})?$"
 
 
-def _fast(text: pl.Series, *, decimal_comma: bool) -> tuple[pl.Series, pl.Series]:
-    """The common shapes, on every row at once; returns (values, handled mask).
-
-    When the first values show no thousands separator, the cheaper plain shape is tried; any
-    later value with separators simply takes the slower per-distinct-value path.
-    """
+def _has_thousands(text: pl.Series, *, decimal_comma: bool) -> bool:
+    """Whether the first values of the column show thousands separators."""
     grouped = text.head(_SAMPLE).str.contains(r"\d[.\s]\d{3}" if decimal_comma else r"\d,\d{3}")
-    with_thousands = bool(grouped.any())
+    return bool(grouped.any())
+
+
+def _fast(
+    text: pl.Series, *, decimal_comma: bool, with_thousands: bool
+) -> tuple[pl.Series, pl.Series]:
+    """The common shapes, on every value at once; returns (values, handled mask).
+
+    When the first values of the column show no thousands separator (`with_thousands`), the
+    cheaper plain shape is tried; any value with separators simply takes the slower
+    per-distinct-value path.
+    """
     if decimal_comma:
         handled = text.str.contains(_FAST_COMMA if with_thousands else _PLAIN_COMMA)
         bare = text.str.replace_all(r"[.\s]", "") if with_thousands else text
@@ -214,8 +224,16 @@ def parse_amounts(
     comma = explicit
     if comma is None:
         comma = amount_decimal_evidence(text).decision()
+    # billing exports repeat a few thousand prices: parse each once and map the results back
+    distinct = text.drop_nulls().unique()
+    repeated = len(distinct) * _REPEATS <= len(text)
     for attempt in range(2):
-        result = _parse_once(text, options=options, decimal_comma=bool(comma))
+        result = _parse_once(
+            distinct if repeated else text,
+            options=options,
+            decimal_comma=bool(comma),
+            with_thousands=_has_thousands(text, decimal_comma=bool(comma)),
+        )
         rest = result.pop("_evidence")
         if explicit is not None or comma is not None or attempt:
             break
@@ -223,6 +241,8 @@ def parse_amounts(
         if not flipped:  # the rest agrees with the default decimal point
             break
         comma = True
+    if repeated:
+        result = map_back(text, distinct, pl.DataFrame(result), _RESULT_DTYPES).to_dict()
     name = values.name
     return Parsed(
         values=result["value"].alias(name),
@@ -231,8 +251,10 @@ def parse_amounts(
     )
 
 
-def _parse_once(text: pl.Series, *, options: ParseOptions, decimal_comma: bool) -> dict:
-    fast_values, handled = _fast(text, decimal_comma=decimal_comma)
+def _parse_once(
+    text: pl.Series, *, options: ParseOptions, decimal_comma: bool, with_thousands: bool
+) -> dict:
+    fast_values, handled = _fast(text, decimal_comma=decimal_comma, with_thousands=with_thousands)
     leftover = text.set(handled, None)
     if leftover.null_count() == len(leftover):
         empty = constant(None, len(text))
@@ -247,11 +269,7 @@ def _parse_once(text: pl.Series, *, options: ParseOptions, decimal_comma: bool) 
         cleaned = clean_text(distinct, options=options)
         return _generic(cleaned, decimal_comma=decimal_comma, options=options)
 
-    slow = map_distinct(
-        leftover,
-        parse_distinct,
-        {"value": MONEY, "reason": pl.String(), "currency": pl.String()},
-    )
+    slow = map_distinct(leftover, parse_distinct, _RESULT_DTYPES)
     distinct_rest = clean_text(leftover.drop_nulls().unique(), options=options).drop_nulls()
     evidence = _evidence_of(_split_affixes(distinct_rest.head(_SAMPLE)))
     return {

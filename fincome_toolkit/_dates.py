@@ -215,9 +215,22 @@ def _split_date_time(text: pl.Series) -> pl.Series:
     return head.set(~tail_ok.fill_null(False), None).set(text.is_null(), None)
 
 
-def _many_distinct(text: pl.Series) -> bool:
-    """More distinct values than parsing one by one handles well (e.g. date-times to the second)."""
-    return len(text) > _DISTINCT_LIMIT and text.n_unique() > _DISTINCT_LIMIT
+def _distinct_or_none(text: pl.Series) -> pl.Series | None:
+    """The distinct non-null values, or None when there are more than parsing them one by one
+    handles well (e.g. date-times to the second): one hash pass serves both purposes."""
+    distinct = text.drop_nulls().unique()
+    n_unique = len(distinct) + (1 if text.null_count() else 0)
+    if len(text) > _DISTINCT_LIMIT and n_unique > _DISTINCT_LIMIT:
+        return None
+    return distinct
+
+
+def _evidence_from(
+    text: pl.Series, distinct: pl.Series | None, options: ParseOptions | None
+) -> DayOrderEvidence:
+    if distinct is None:
+        distinct = _split_date_time(clean_text(text, options=options)).drop_nulls().unique()
+    return _evidence(_shapes(clean_text(distinct, options=options)))
 
 
 def date_order_evidence(
@@ -225,10 +238,7 @@ def date_order_evidence(
 ) -> DayOrderEvidence:
     """Count the distinct `NN/NN/YYYY` values of a column that read only day- or month-first."""
     text = as_text(values)
-    if _many_distinct(text):
-        text = _split_date_time(clean_text(text, options=options))
-    distinct = clean_text(text.drop_nulls().unique(), options=options)
-    return _evidence(_shapes(distinct))
+    return _evidence_from(text, _distinct_or_none(text), options)
 
 
 def parse_dates(
@@ -242,10 +252,11 @@ def parse_dates(
     """
     options = options or ParseOptions()
     text = as_text(values)
+    distinct = _distinct_or_none(text)
     notes: list[str] = []
     decided = day_first if day_first is not None else options.day_first
     if decided is None:
-        evidence = date_order_evidence(text, options=options)
+        evidence = _evidence_from(text, distinct, options)
         decided = evidence.decision()
         if decided is None and evidence.ambiguous:
             notes.append(
@@ -256,13 +267,13 @@ def parse_dates(
             )
     order = True if decided is None else decided
 
-    def parse_distinct(distinct: pl.Series) -> pl.DataFrame:
-        return _resolve(_shapes(clean_text(distinct, options=options)), day_first=order)
+    def parse_distinct(unique_values: pl.Series) -> pl.DataFrame:
+        return _resolve(_shapes(clean_text(unique_values, options=options)), day_first=order)
 
-    if _many_distinct(text):
+    if distinct is None:
         result = _parse_with_split(clean_text(text, options=options), parse_distinct)
     else:
-        result = map_distinct(text, parse_distinct, _RESULT_DTYPES)
+        result = map_distinct(text, parse_distinct, _RESULT_DTYPES, distinct=distinct)
     return Parsed(
         values=result["value"].alias(values.name),
         reasons=result["reason"].alias(values.name),

@@ -135,24 +135,64 @@ def map_distinct(
     values: pl.Series,
     parse_distinct: Callable[[pl.Series], pl.DataFrame],
     dtypes: Mapping[str, pl.DataType],
+    *,
+    distinct: pl.Series | None = None,
 ) -> pl.DataFrame:
     """Parse the distinct non-null values of `values` and map the results back onto every row.
 
     `parse_distinct` receives the distinct raw values (not yet cleaned) and returns a frame with
     one row per value and the columns named in `dtypes`. Returns those columns for every row.
+    `distinct` may be passed when the caller already computed `values.drop_nulls().unique()`.
     """
-    distinct = values.drop_nulls().unique()
-    parsed = parse_distinct(distinct)
+    if distinct is None:
+        distinct = values.drop_nulls().unique()
+    return map_back(values, distinct, parse_distinct(distinct), dtypes)
+
+
+# A result column carried by at most this many distinct values (typically failure reasons) is
+# mapped back by finding their rows with `is_in` and scattering: ~3x cheaper than a full lookup.
+_SPARSE_KEYS = 64
+
+
+def map_back(
+    values: pl.Series,
+    distinct: pl.Series,
+    parsed: pl.DataFrame,
+    dtypes: Mapping[str, pl.DataType],
+) -> pl.DataFrame:
+    """Spread per-distinct-value results (`parsed`, aligned with `distinct`) onto every row."""
+    height = len(values)
     result = {}
     for name, dtype in dtypes.items():
         column = parsed[name]
-        if column.null_count() == len(column):  # e.g. no failure reasons: skip the lookup
-            result[name] = constant(None, len(values), dtype=dtype, name=name)
-        else:
-            result[name] = values.replace_strict(
-                distinct, column, default=None, return_dtype=dtype
-            ).alias(name)
+        present = len(column) - column.null_count()
+        if present == 0:  # e.g. no failure reasons: skip the lookup
+            result[name] = constant(None, height, dtype=dtype, name=name)
+            continue
+        if present <= _SPARSE_KEYS and 2 * present <= len(column):
+            sparse = _map_sparse(values, distinct, column, dtype)
+            if sparse is not None:
+                result[name] = sparse.alias(name)
+                continue
+        result[name] = values.replace_strict(
+            distinct, column, default=None, return_dtype=dtype
+        ).alias(name)
     return pl.DataFrame(result)
+
+
+def _map_sparse(
+    values: pl.Series, distinct: pl.Series, column: pl.Series, dtype: pl.DataType
+) -> pl.Series | None:
+    """`column` mapped back through the rows holding one of its few non-null keys; None when
+    those rows are too many for this to pay off."""
+    known = column.is_not_null()
+    keys, targets = distinct.filter(known), column.filter(known)
+    hits = values.is_in(keys.implode())
+    if hits.sum() * 8 > len(values):
+        return None
+    rows = hits.arg_true()
+    found = values.gather(rows).replace_strict(keys, targets, return_dtype=dtype)
+    return constant(None, len(values), dtype=dtype).scatter(rows, found)
 
 
 def lookup_vocabulary(

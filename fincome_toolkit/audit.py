@@ -18,7 +18,9 @@ import polars as pl
 
 from fincome_toolkit import frames
 from fincome_toolkit.audit_settings import AuditSettings, Thresholds, parse_as_of
-from fincome_toolkit.rule_base import ROW, SEVERITIES, Rule, RuleContext, fmt
+from fincome_toolkit.errors import ConfigError
+from fincome_toolkit.rule_base import ROW, SEVERITIES, Rule, fmt
+from fincome_toolkit.rule_context import SUB_ROW, RuleContext
 from fincome_toolkit.rules import PARSE_001, RULES, RULES_BY_CODE
 from fincome_toolkit.schemas import ISSUE_SCHEMA, require_canonical, schema_issues
 
@@ -153,8 +155,6 @@ def _select_rules(chosen: Iterable[str | Rule] | None, *, skip: Iterable[str]) -
             elif item in RULES_BY_CODE:
                 picked.append(RULES_BY_CODE[item])
             else:
-                from fincome_toolkit.errors import ConfigError
-
                 raise ConfigError(
                     f"unknown rule {item!r}", fix=f"choose among {', '.join(RULES_BY_CODE)}"
                 )
@@ -264,7 +264,7 @@ def _checked(ctx: RuleContext, rule: Rule) -> int:
     if rule.counts_rows:
         return ctx.frame(rule.frame).height
     # period-sequence rules count the subscriptions that have a sequence of periods
-    return ctx.periods["subscription_id"].n_unique()
+    return ctx.periods[SUB_ROW].n_unique()
 
 
 def _failed(rule: Rule, issues: pl.DataFrame) -> int:

@@ -25,7 +25,8 @@ from fincome_toolkit.parsing import (
     parse_invoice_statuses,
     parse_subscription_statuses,
 )
-from fincome_toolkit.rule_base import ROW, RuleContext, fmt
+from fincome_toolkit.rule_base import ROW, fmt
+from fincome_toolkit.rule_context import SUB_ROW, RuleContext
 
 CHANGE_SCHEMA: dict[str, pl.DataType] = {
     "frame": pl.String(),
@@ -160,8 +161,8 @@ def _inclusive_end_periods(
 ) -> tuple[frames.Dataset, pl.DataFrame]:
     """+1 day on period_end of the invoices of subscriptions that use inclusive ends throughout."""
     ctx = RuleContext.from_dataset(dataset, as_of=dt.date.today())
-    inclusive = ctx.inclusive_end_subscriptions["subscription_id"].implode()
-    rows = ctx.periods.filter(pl.col("subscription_id").is_in(inclusive))[ROW].implode()
+    inclusive = ctx.inclusive_end_subscriptions[SUB_ROW].implode()
+    rows = ctx.periods.filter(pl.col(SUB_ROW).is_in(inclusive))[ROW].implode()
     invoices = ctx.invoices.with_columns(
         _after=pl.when(pl.col(ROW).is_in(rows))
         .then(pl.col("period_end") + pl.duration(days=1))

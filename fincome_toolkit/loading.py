@@ -109,10 +109,26 @@ def _column_decision(
     return {f: shared if d is None else d for f, d in own.items()}
 
 
+@dataclass(frozen=True)
+class _ParsedField:
+    """One parsed field: its values, side products, and its unreadable values (row, raw, why)."""
+
+    values: pl.Series
+    failed_rows: pl.Series  # row positions (UInt32) of values present but not understood
+    failed_raw: pl.Series
+    reasons: pl.Series
+    notes: tuple[str, ...]
+    extra: Mapping[str, pl.Series]
+
+
 def _parse_fields(
-    frame: str, columns: Mapping[str, pl.Series], options: parsing.ParseOptions
-) -> dict[str, parsing.Parsed]:
-    """Parse every mapped field, in parallel threads (polars releases the GIL while it works)."""
+    frame: str, columns: dict[str, pl.Series], options: parsing.ParseOptions
+) -> dict[str, _ParsedField]:
+    """Parse every mapped field, in parallel threads (polars releases the GIL while it works).
+
+    Each field's raw column is taken out of `columns` as it is parsed, so that the raw text is
+    freed field by field instead of living until the whole frame is parsed (a 10M-row file).
+    """
     day_first = _column_decision(
         frame,
         columns,
@@ -130,16 +146,28 @@ def _parse_fields(
         options=options,
     )
 
-    def parse(field: str) -> parsing.Parsed:
+    def parse(field: str) -> _ParsedField:
         kwargs: dict[str, Any] = {"options": options}
         if field in day_first:
             kwargs["day_first"] = day_first[field]
         if field in decimal_comma:
             kwargs["decimal_comma"] = decimal_comma[field]
-        return parser_for(frame, field)(columns[field], **kwargs)
+        raw = columns.pop(field)
+        result = parser_for(frame, field)(raw, **kwargs)
+        failed = result.reasons.is_not_null()
+        rows = failed.arg_true() if failed.any() else pl.Series(dtype=pl.UInt32)
+        return _ParsedField(
+            values=result.values,
+            failed_rows=rows,
+            failed_raw=raw.cast(pl.String).gather(rows),
+            reasons=result.reasons.gather(rows),
+            notes=result.notes,
+            extra=result.extra,
+        )
 
+    fields = list(columns)
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        return dict(zip(columns, pool.map(parse, columns), strict=True))
+        return dict(zip(fields, pool.map(parse, fields), strict=True))
 
 
 def _field_inputs(
@@ -166,25 +194,40 @@ def _custom_properties(
 ) -> pl.Series:
     """A JSON object per row: the mapped column (wrapped when not already an object) and,
     with `extra_columns = "custom_properties"`, every source column no field uses."""
-    bodies: list[pl.Expr] = []
+    objects: list[pl.Series] = []
     if isinstance(source, str):
-        value = parsing.clean_text(data[source], options=options)
-        frame = pl.DataFrame({"v": value})
-        is_object = pl.col("v").str.contains(r"^\{.*\}$")
-        wrapped = pl.struct(pl.col("v").alias(source)).struct.json_encode()
-        body = pl.when(is_object).then(pl.col("v")).otherwise(wrapped)
-        bodies.append(frame.select(body.str.slice(1, body.str.len_chars() - 2)).to_series())
+        objects.append(_as_objects(parsing.clean_text(data[source], options=options), source))
     if options.extra_columns == "custom_properties" and extra:
         cleaned = data.select(parsing.clean_text(data[c], options=options).alias(c) for c in extra)
-        encoded = cleaned.select(pl.struct(extra).struct.json_encode()).to_series()
-        bodies.append(encoded.str.slice(1, encoded.str.len_chars() - 2))
-    if not bodies:
+        objects.append(cleaned.select(pl.struct(extra).struct.json_encode()).to_series())
+    if not objects:
         return constant("{}", data.height, name="custom_properties")
-    parts = pl.DataFrame({f"b{i}": body for i, body in enumerate(bodies)})
+    if len(objects) == 1:  # "{" + the object's body + "}" is the object itself
+        return objects[0]
+    parts = pl.DataFrame(
+        {f"b{i}": o.str.slice(1, o.str.len_chars() - 2) for i, o in enumerate(objects)}
+    )
     joined = pl.concat_str(
         [pl.col(c).replace("", None) for c in parts.columns], separator=",", ignore_nulls=True
     )
     return parts.select(pl.concat_str(pl.lit("{"), joined.fill_null(""), pl.lit("}"))).to_series()
+
+
+def _as_objects(values: pl.Series, name: str) -> pl.Series:
+    """Each value as a JSON object: itself when it is one already (`{...}` on one line), else
+    `{"<name>": value}`. Only the values that need it are encoded (exports are mostly `{}`)."""
+    is_object = (
+        values.str.starts_with("{")
+        & values.str.ends_with("}")
+        & ~values.str.contains("\n", literal=True)
+    ).fill_null(False)
+    others = (~is_object).arg_true()
+    if len(others) == 0:
+        return values
+    wrapped = pl.DataFrame({name: values.gather(others)}).select(
+        pl.struct(name).struct.json_encode()
+    )
+    return values.clone().scatter(others, wrapped.to_series())
 
 
 def _issue_rows(
@@ -194,23 +237,24 @@ def _issue_rows(
     lines: pl.Series,
     record_ids: pl.Series,
     column: str,
+    rows: pl.Series,
     raw: pl.Series,
     reasons: pl.Series,
     source_column: str | None,
 ) -> pl.DataFrame:
-    failed = reasons.is_not_null()
-    if not failed.any():
+    """Parse-issue rows for the values at `rows` (their raw text and reasons given)."""
+    if rows.is_empty():
         return empty_parse_issues()
     suffix = f" (source column {source_column!r})" if source_column not in (None, column) else ""
     return pl.DataFrame(
         {
             "frame": frame,
             "file": file,
-            "line": lines.filter(failed),
-            "record_id": record_ids.filter(failed),
+            "line": lines.gather(rows),
+            "record_id": record_ids.gather(rows),
             "column": column,
-            "raw_value": raw.cast(pl.String).filter(failed),
-            "reason": reasons.filter(failed) + suffix,
+            "raw_value": raw.cast(pl.String),
+            "reason": reasons + suffix,
         },
         schema=PARSE_ISSUE_SCHEMA,
     )
@@ -222,7 +266,10 @@ def _note_rows(frame: str, file: str, column: str, notes: Iterable[str]) -> pl.D
 
 
 def _canonical(frame: str, raw: RawTable, mapping: FrameMapping, options, file: str):
-    """Map and parse the text columns of one file into (canonical frame, parse issues)."""
+    """Map and parse the text columns of one file into (canonical frame, parse issues).
+
+    The raw table is consumed: its text columns are released as soon as they are parsed.
+    """
     data = raw.data
     value_columns = [c for c in data.columns if c != LINE]
     if not value_columns:
@@ -230,14 +277,19 @@ def _canonical(frame: str, raw: RawTable, mapping: FrameMapping, options, file: 
     resolved = resolve_columns(frame, value_columns, mapping, file=file)
     inputs = _field_inputs(data, resolved.sources, frame)
     inputs.pop("custom_properties", None)
+    custom_properties = _custom_properties(
+        data, resolved.sources.get("custom_properties"), resolved.extra, options
+    )
+    lines, height = data[LINE], data.height
+    for column in data.columns:  # from here on, `inputs` holds the only reference to the text
+        data.drop_in_place(column)
+    currency_raw = inputs.get("currency")
     parsed = _parse_fields(frame, inputs, options)
     values = {field: result.values for field, result in parsed.items()}
-    lines = data[LINE]
-    ids = values.get("id", constant(None, data.height))
+    ids = values.get("id", constant(None, height))
     issues = []
     for field, result in parsed.items():
         source = resolved.sources.get(field)
-        source_name = source if isinstance(source, str) else None
         issues.append(
             _issue_rows(
                 frame=frame,
@@ -245,18 +297,16 @@ def _canonical(frame: str, raw: RawTable, mapping: FrameMapping, options, file: 
                 lines=lines,
                 record_ids=ids,
                 column=field,
-                raw=inputs[field],
+                rows=result.failed_rows,
+                raw=result.failed_raw,
                 reasons=result.reasons,
-                source_column=source_name,
+                source_column=source if isinstance(source, str) else None,
             )
         )
         issues.append(_note_rows(frame, file, field, result.notes))
-    issues.append(_fill_currency(frame, file, values, parsed, inputs, lines, ids))
+    issues.append(_fill_currency(frame, file, values, parsed, currency_raw, lines, ids))
     _fill_interval_count(values, parsed)
-    values["custom_properties"] = _custom_properties(
-        data, resolved.sources.get("custom_properties"), resolved.extra, options
-    )
-    height = data.height
+    values["custom_properties"] = custom_properties
     columns = {
         field: values.get(field, constant(None, height, dtype=dtype)).cast(dtype).alias(field)
         for field, dtype in FIELDS[frame].items()
@@ -267,7 +317,7 @@ def _canonical(frame: str, raw: RawTable, mapping: FrameMapping, options, file: 
     return result, pl.concat(issues, how="vertical")
 
 
-def _fill_currency(frame, file, values, parsed, inputs, lines, ids) -> pl.DataFrame:
+def _fill_currency(frame, file, values, parsed, currency_raw, lines, ids) -> pl.DataFrame:
     """Fill an empty currency from a symbol written in the amounts; report contradictions."""
     if "currency" not in FIELDS[frame]:
         return empty_parse_issues()
@@ -276,6 +326,8 @@ def _fill_currency(frame, file, values, parsed, inputs, lines, ids) -> pl.DataFr
         for f in ("amount_excluding_tax", "tax_amount")
         if f in parsed and "currency" in parsed[f].extra
     ]
+    # amounts with no currency written in them (the usual case) change nothing
+    written = [w for w in written if w.null_count() < len(w)]
     if not written:
         return empty_parse_issues()
     from_amounts = pl.DataFrame(written).select(pl.coalesce(pl.all())).to_series()
@@ -285,20 +337,18 @@ def _fill_currency(frame, file, values, parsed, inputs, lines, ids) -> pl.DataFr
         currency.is_not_null() & from_amounts.is_not_null() & (currency != from_amounts)
     ).fill_null(False)
     values["currency"] = currency.fill_null(from_amounts).set(clash, None)
-    reasons = (
-        pl.DataFrame({"c": currency, "a": from_amounts})
-        .select(pl.format("the amount is written in {} but the currency column says {}", "a", "c"))
-        .to_series()
-        .set(~clash, None)
+    rows = clash.arg_true()
+    reasons = pl.DataFrame({"c": currency.gather(rows), "a": from_amounts.gather(rows)}).select(
+        pl.format("the amount is written in {} but the currency column says {}", "a", "c")
     )
-    raw = inputs.get("currency", currency)
+    raw = currency if currency_raw is None else currency_raw
     return _issue_rows(
-        frame=frame, file=file, lines=lines, record_ids=ids, column="currency", raw=raw,
-        reasons=reasons, source_column=None,
+        frame=frame, file=file, lines=lines, record_ids=ids, column="currency", rows=rows,
+        raw=raw.gather(rows), reasons=reasons.to_series(), source_column=None,
     )  # fmt: skip
 
 
-def _fill_interval_count(values: dict[str, pl.Series], parsed: Mapping[str, parsing.Parsed]):
+def _fill_interval_count(values: dict[str, pl.Series], parsed: Mapping[str, _ParsedField]):
     """`quarterly` means 3 months: multiply the count by the unit word's count, or take the
     count written in the unit (`3 months`) when the count column is absent or empty."""
     unit = parsed.get("interval_unit")

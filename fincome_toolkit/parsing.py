@@ -94,10 +94,10 @@ def _enum_parser(
         lambda distinct: lookup_vocabulary(
             clean_text(distinct, options=options), vocabulary, reason=reason
         ),
-        {"value": pl.String(), "reason": pl.String()},
+        {"value": dtype, "reason": pl.String()},
     )
     return Parsed(
-        values=result["value"].cast(dtype).alias(values.name),
+        values=result["value"].alias(values.name),
         reasons=result["reason"].alias(values.name),
     )
 
@@ -208,7 +208,7 @@ def parse_interval_units(values: pl.Series, *, options: ParseOptions | None = No
         text,
         parse_distinct,
         {
-            "value": pl.String(),
+            "value": IntervalUnit,
             "multiplier": pl.Int64(),
             "interval_count": pl.Int64(),
             "reason": pl.String(),
@@ -216,7 +216,7 @@ def parse_interval_units(values: pl.Series, *, options: ParseOptions | None = No
     )
     name = values.name
     return Parsed(
-        values=result["value"].cast(IntervalUnit).alias(name),
+        values=result["value"].alias(name),
         reasons=result["reason"].alias(name),
         extra={
             "multiplier": result["multiplier"].alias(name),

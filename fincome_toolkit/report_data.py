@@ -101,16 +101,17 @@ def extract_frames(result: Any, rules: list[str], *, cap: int) -> dict[str, pl.D
         "rule", "file", "line", "record_id", nulls_last=True
     )
     capped = issues.group_by("rule", maintain_order=True).head(cap)
-    extracts: dict[str, pl.DataFrame] = {}
-    for (rule,), rows in capped.group_by("rule", maintain_order=True):
-        extracts[str(rule)] = _with_keys(rows, result.dataset)
-    return extracts
+    # The keys are joined once for all rules: one pass over each (possibly 10M-row) frame.
+    keyed = _with_keys(capped, result.dataset, carry=("rule",))
+    by_rule = keyed.group_by("rule", maintain_order=True)
+    return {str(rule): rows.drop("rule") for (rule,), rows in by_rule}
 
 
-def _with_keys(issues: pl.DataFrame, dataset: Any) -> pl.DataFrame:
+def _with_keys(issues: pl.DataFrame, dataset: Any, *, carry: tuple[str, ...] = ()) -> pl.DataFrame:
     """Add the business keys of each issue's record: matched on its source file and line, or on
-    its id when the data has no provenance (a dataset built in memory)."""
-    rows = issues.select(EXTRACT_COLUMNS).with_row_index("_order")
+    its id when the data has no provenance (a dataset built in memory). `carry`: more columns of
+    `issues` to keep."""
+    rows = issues.select(*EXTRACT_COLUMNS, *carry).with_row_index("_order")
     keyed = pl.col("frame").is_in(list(KEY_COLUMNS)).fill_null(False)
     parts = [rows.filter(~keyed)] if dataset is not None else [rows]
     for frame, keys in KEY_COLUMNS.items() if dataset is not None else ():
@@ -118,6 +119,11 @@ def _with_keys(issues: pl.DataFrame, dataset: Any) -> pl.DataFrame:
             "id", "source_file", "source_line", *[pl.col(key).cast(pl.String) for key in keys]
         )
         of_frame = rows.filter(pl.col("frame") == frame)
+        # Only the records the extracts cite: `unique` then runs on a few rows, not the frame.
+        canonical = canonical.filter(
+            pl.col("source_line").is_in(of_frame["line"].drop_nulls().implode())
+            | pl.col("id").is_in(of_frame["record_id"].drop_nulls().implode())
+        )
         located = pl.col("line").is_not_null()
         by_line = of_frame.filter(located).join(
             canonical.drop("id").unique(["source_file", "source_line"], keep="first"),

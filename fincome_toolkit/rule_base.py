@@ -12,11 +12,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from fincome_toolkit import frames
+
+if TYPE_CHECKING:  # the context module imports this one
+    from fincome_toolkit.rule_context import RuleContext
 
 ROW = "_row"
 SEVERITIES = ("info", "warning", "error")  # in increasing order of gravity
@@ -42,16 +45,6 @@ class RuleOptions:
     amount_tolerance: float = 0.20  # relative distance from the expected price before flagging
     issue_date_window_days: int = 45  # how far outside its period an invoice may be issued
 
-
-# The columns the cross-frame invoice rules read, on each side of the invoice → subscription join.
-_INVOICE_FIELDS_USED = (
-    "id", "customer_id", "subscription_id", "issue_date", "status", "type", "period_start",
-    "period_end", "amount_excluding_tax", "currency",
-)  # fmt: skip
-_SUBSCRIPTION_FIELDS_USED = (
-    "customer_id", "status", "start_date", "end_date", "currency", "amount_excluding_tax",
-    "interval_unit", "interval_count",
-)  # fmt: skip
 
 CheckFunction = Callable[["RuleContext"], pl.LazyFrame | pl.DataFrame]
 
@@ -88,163 +81,6 @@ def rule(
         return Rule(code, frame, severity, title, why, fix, unit or frame, check)
 
     return wrap
-
-
-@dataclass(frozen=True)
-class RuleContext:
-    """The canonical frames (each with a `_row` index column), the audit date and tolerances.
-
-    Derived frames that several rules need are computed once, on first use.
-    """
-
-    customers: pl.DataFrame
-    subscriptions: pl.DataFrame
-    invoices: pl.DataFrame
-    as_of: dt.date
-    options: RuleOptions = field(default_factory=RuleOptions)
-
-    @classmethod
-    def from_dataset(
-        cls, dataset: frames.Dataset, *, as_of: dt.date, options: RuleOptions | None = None
-    ) -> RuleContext:
-        """A context over `dataset`, adding the `_row` index to every frame."""
-        indexed = {name: df.with_row_index(ROW) for name, df in dataset.frames().items()}
-        return cls(**indexed, as_of=as_of, options=options or RuleOptions())
-
-    def frame(self, name: str) -> pl.DataFrame:
-        """The indexed frame called `name`."""
-        return getattr(self, name)
-
-    @cached_property
-    def customer_ids(self) -> pl.Series:
-        """Distinct non-null customer ids, as an implodable series for `is_in`."""
-        return self.customers["id"].drop_nulls().unique()
-
-    @cached_property
-    def repeated_rows(self) -> dict[str, pl.DataFrame]:
-        """Per frame, the rows whose id appears more than once: one hash pass per frame, shared
-        by the "id repeated" and "repeated with conflicting attributes" rules."""
-        return {
-            name: self.frame(name).filter(pl.col("id").is_not_null() & pl.col("id").is_duplicated())
-            for name in frames.FRAME_NAMES
-        }
-
-    @cached_property
-    def subscriptions_by_id(self) -> pl.DataFrame:
-        """One subscription per id (the first row when an id repeats; SUB-002 reports those)."""
-        return self.subscriptions.filter(pl.col("id").is_not_null()).unique(
-            "id", keep="first", maintain_order=True
-        )
-
-    @cached_property
-    def invoices_with_subscription(self) -> pl.DataFrame:
-        """The invoice fields rules compare with the subscription, joined to that subscription's
-        fields (prefixed `sub_`) and its row (`_sub_row`, null when the id is unknown)."""
-        subscriptions = self.subscriptions_by_id.select(
-            pl.col("id").alias("subscription_id"),
-            pl.col(ROW).alias("_sub_row"),
-            *[pl.col(f).alias(f"sub_{f}") for f in _SUBSCRIPTION_FIELDS_USED],
-        )
-        return self.invoices.select(ROW, *_INVOICE_FIELDS_USED).join(
-            subscriptions, on="subscription_id", how="left"
-        )
-
-    @cached_property
-    def periods(self) -> pl.DataFrame:
-        """Usable service periods of recurring invoices of known subscriptions, one per invoice
-        id, in sequence order per subscription, with the previous period's (running) end and its
-        invoice id.
-
-        `prev_end` is the latest end among the earlier periods, so a period contained in an older,
-        longer one still counts as an overlap; `prev_id` is the invoice that ended there.
-        """
-        # Sorting by the subscription's row number is much cheaper than by its id (a string);
-        # the stable sort keeps ties in file order, so no string key is needed to be repeatable.
-        keys = ["_sub_row", "period_start", "period_end", "id"]
-        ordered = (
-            self.invoices_with_subscription.lazy()
-            .filter(
-                is_recurring(),
-                pl.col("_sub_row").is_not_null(),
-                pl.col("period_start") < pl.col("period_end"),
-            )
-            .select(ROW, "subscription_id", *keys)
-            .sort(keys[:3], maintain_order=True)
-            # an invoice repeated with the same period is INV-002's business, not an overlap
-            .filter(~pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(1)) for k in keys]))
-            .collect()
-        )
-        return ordered.with_columns(
-            running_after_group_start("_sub_row", "period_end", "id", "prev_end", "prev_id")
-        )
-
-    @cached_property
-    def billed_periods(self) -> pl.DataFrame:
-        """Recurring invoices with a usable period and their subscription's fields (`sub_*`).
-
-        `_end` is the exclusive end: period_end, plus one day for inclusive-end subscriptions.
-        """
-        inclusive = self.inclusive_end_subscriptions.select("_sub_row", _inclusive=pl.lit(True))
-        return (
-            self.invoices_with_subscription.filter(
-                is_recurring(), pl.col("period_start") < pl.col("period_end")
-            )
-            .join(inclusive, on="_sub_row", how="left")
-            .with_columns(
-                _end=pl.when(pl.col("_inclusive"))
-                .then(pl.col("period_end") + pl.duration(days=1))
-                .otherwise(pl.col("period_end"))
-            )
-            .with_columns(
-                _whole_months=whole_months(pl.col("period_start"), pl.col("_end")),
-                _days=(pl.col("_end") - pl.col("period_start")).dt.total_days(),
-            )
-        )
-
-    @cached_property
-    def inclusive_end_subscriptions(self) -> pl.DataFrame:
-        """Subscriptions whose invoices consistently use inclusive period ends: each period ends the
-        day before the next one starts and none already spans whole months (with a single
-        period: it ends one day short of a whole number of months).
-        Columns: _sub_row, subscription_id, periods, first_start, first_end."""
-        per_subscription = (
-            self.periods.lazy()
-            .with_columns(
-                _day_before_next=(pl.col("period_start") - pl.col("prev_end"))
-                == pl.duration(days=1)
-            )
-            .group_by("_sub_row")
-            .agg(
-                subscription_id=pl.col("subscription_id").first(),
-                periods=pl.len(),
-                all_day_before_next=pl.col("_day_before_next").drop_nulls().all(),
-                first_start=pl.col("period_start").first(),
-                first_end=pl.col("period_end").first(),
-            )
-            .filter(pl.col("all_day_before_next") | (pl.col("periods") == 1))
-            .collect()
-        )
-        # month arithmetic only on the candidates: it is the costly part
-        start, end = pl.col("period_start"), pl.col("period_end")
-        exact, plus_one = whole_months(start, end), whole_months(start, end + pl.duration(days=1))
-        shapes = (
-            self.periods.filter(pl.col("_sub_row").is_in(per_subscription["_sub_row"].implode()))
-            .group_by("_sub_row")
-            .agg(
-                any_whole=(exact & ~plus_one).any(),
-                all_one_day_short=(plus_one & ~exact).all(),
-            )
-        )
-        return (
-            per_subscription.join(shapes, on="_sub_row")
-            .filter(
-                pl.when(pl.col("periods") >= 2)
-                .then(~pl.col("any_whole"))
-                .otherwise(pl.col("all_one_day_short"))
-            )
-            .select("_sub_row", "subscription_id", "periods", "first_start", "first_end")
-            .sort("_sub_row")
-        )
 
 
 # ---------------------------------------------------------------------------------------------

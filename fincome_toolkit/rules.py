@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from fincome_toolkit.rule_base import Rule, RuleContext, RuleOptions
+from fincome_toolkit.rule_base import Rule, RuleOptions
+from fincome_toolkit.rule_context import RuleContext
 from fincome_toolkit.rules_customers import CUSTOMER_RULES
 from fincome_toolkit.rules_invoices import INVOICE_RULES
 from fincome_toolkit.rules_periods import PERIOD_RULES

@@ -7,7 +7,6 @@ import polars as pl
 from fincome_toolkit.rule_base import (
     ROW,
     Rule,
-    RuleContext,
     conflicting_duplicates,
     fmt,
     offending,
@@ -16,6 +15,7 @@ from fincome_toolkit.rule_base import (
     rule,
     text,
 )
+from fincome_toolkit.rule_context import RuleContext
 
 # Legal-form words dropped before comparing company names ("Acme SAS" and "ACME" are one company).
 LEGAL_FORMS = (

@@ -9,7 +9,6 @@ import polars as pl
 
 from fincome_toolkit.rule_base import (
     Rule,
-    RuleContext,
     conflicting_duplicates,
     fmt,
     is_recurring,
@@ -19,6 +18,7 @@ from fincome_toolkit.rule_base import (
     rule,
     text,
 )
+from fincome_toolkit.rule_context import SUB_ROW, RuleContext
 
 UNSETTLED_STATUSES = ("open", "unpaid")
 
@@ -121,8 +121,8 @@ def invoice_unknown_customer(ctx: RuleContext) -> pl.LazyFrame:
     fix="Export the subscription too, or correct subscription_id on the invoice.",
 )
 def invoice_unknown_subscription(ctx: RuleContext) -> pl.LazyFrame:
-    rows = ctx.invoices_with_subscription.filter(
-        pl.col("subscription_id").is_not_null() & pl.col("_sub_row").is_null()
+    rows = ctx.linked_invoices("subscription_id").filter(
+        pl.col("subscription_id").is_not_null() & pl.col(SUB_ROW).is_null()
     )
     return offending(
         rows,
@@ -163,10 +163,11 @@ def recurring_invoice_without_subscription(ctx: RuleContext) -> pl.LazyFrame:
     fix="Correct customer_id or subscription_id on the invoice so both point at the same customer.",
 )
 def invoice_customer_mismatch(ctx: RuleContext) -> pl.LazyFrame:
-    rows = ctx.invoices_with_subscription.filter(
-        pl.col("sub_customer_id").is_not_null()
-        & pl.col("customer_id").is_not_null()
-        & (pl.col("customer_id") != pl.col("sub_customer_id"))
+    linked = ctx.linked_invoices("customer_id", "subscription_id").filter(
+        pl.col(SUB_ROW).is_not_null() & pl.col("customer_id").is_not_null()
+    )
+    rows = ctx.with_subscription(linked, "customer_id").filter(
+        pl.col("customer_id") != pl.col("sub_customer_id")
     )
     return offending(
         rows,
@@ -212,10 +213,11 @@ def future_issue_date(ctx: RuleContext) -> pl.LazyFrame:
     fix="Invoice in the subscription's currency, or correct the currency of one of them.",
 )
 def invoice_currency_mismatch(ctx: RuleContext) -> pl.LazyFrame:
-    rows = ctx.invoices_with_subscription.filter(
-        pl.col("currency").is_not_null()
-        & pl.col("sub_currency").is_not_null()
-        & (pl.col("currency") != pl.col("sub_currency"))
+    linked = ctx.linked_invoices("currency", "subscription_id").filter(
+        pl.col(SUB_ROW).is_not_null() & pl.col("currency").is_not_null()
+    )
+    rows = ctx.with_subscription(linked, "currency").filter(
+        pl.col("currency") != pl.col("sub_currency")
     )
     return offending(
         rows,
@@ -261,9 +263,11 @@ def tax_exceeds_amount(ctx: RuleContext) -> pl.LazyFrame:
     fix="Void or credit the invoice in the ERP, or record its payment.",
 )
 def open_invoice_on_cancelled_subscription(ctx: RuleContext) -> pl.LazyFrame:
-    rows = ctx.invoices_with_subscription.filter(
-        pl.col("status").cast(pl.String).is_in(UNSETTLED_STATUSES)
-        & (pl.col("sub_status").cast(pl.String) == "cancelled")
+    unsettled = ctx.linked_invoices("status", "subscription_id").filter(
+        pl.col("status").is_in(UNSETTLED_STATUSES) & pl.col(SUB_ROW).is_not_null()
+    )
+    rows = ctx.with_subscription(unsettled, "status", "end_date").filter(
+        pl.col("sub_status") == "cancelled"
     )
     return offending(
         rows,

@@ -13,7 +13,6 @@ from fincome_toolkit.rule_base import (
     AVERAGE_MONTH_DAYS,
     ROW,
     Rule,
-    RuleContext,
     calendar_months,
     fmt,
     interval_days,
@@ -21,12 +20,13 @@ from fincome_toolkit.rule_base import (
     offending,
     rule,
 )
+from fincome_toolkit.rule_context import SUB_ROW, RuleContext
 
 SEQUENCE_UNIT = "invoiced subscriptions"
 
 
 def _not_inclusive(ctx: RuleContext, periods: pl.DataFrame) -> pl.DataFrame:
-    return periods.join(ctx.inclusive_end_subscriptions, on="_sub_row", how="anti")
+    return periods.join(ctx.inclusive_end_subscriptions, on=SUB_ROW, how="anti")
 
 
 def _period_text() -> pl.Expr:
@@ -43,25 +43,23 @@ def _period_text() -> pl.Expr:
     fix="Correct the invoice's period or the subscription's start_date/end_date.",
 )
 def period_outside_subscription(ctx: RuleContext) -> pl.LazyFrame:
+    periods = ctx.with_subscription(ctx.billed_periods, "start_date", "end_date")
+    start, end = pl.col("sub_start_date"), pl.col("sub_end_date")
     # a subscription whose own dates are reversed is SUB-005's; its invoices cannot be judged
-    sound = pl.col("sub_end_date").is_null() | (pl.col("sub_start_date") < pl.col("sub_end_date"))
-    rows = ctx.billed_periods.filter(
-        sound,
-        (pl.col("period_start") < pl.col("sub_start_date"))
-        | (pl.col("_end") > pl.col("sub_end_date")),
-    )
+    sound = end.is_null() | (start < end)
+    rows = periods.filter(sound, (pl.col("period_start") < start) | (pl.col("_end") > end))
     return offending(
-        rows,
-        column=pl.when(pl.col("period_start") < pl.col("sub_start_date"))
+        ctx.with_subscription(rows, "id"),
+        column=pl.when(pl.col("period_start") < start)
         .then(pl.lit("period_start"))
         .otherwise(pl.lit("period_end")),
         value=_period_text(),
         message=fmt(
             "period {} is outside subscription '{}' ({} → {})",
             _period_text(),
-            "subscription_id",
+            "sub_id",
             "sub_start_date",
-            pl.col("sub_end_date").cast(pl.String).fill_null("open-ended"),
+            end.cast(pl.String).fill_null("open-ended"),
         ),
     )
 
@@ -77,19 +75,19 @@ def period_outside_subscription(ctx: RuleContext) -> pl.LazyFrame:
     unit=SEQUENCE_UNIT,
 )
 def period_gap(ctx: RuleContext) -> pl.LazyFrame:
-    rows = _not_inclusive(ctx, ctx.periods.filter(pl.col("period_start") > pl.col("prev_end")))
+    gaps = _not_inclusive(ctx, ctx.periods.filter(pl.col("period_start") > pl.col("prev_end")))
     return offending(
-        rows,
+        ctx.with_invoice(gaps, "id", row="prev_row"),
         column="period_start",
         value=_period_text(),
         message=fmt(
             "period {} starts {} days after the previous one (invoice '{}') ended {}",
             _period_text(),
             (pl.col("period_start") - pl.col("prev_end")).dt.total_days(),
-            "prev_id",
+            "inv_id",
             "prev_end",
         ),
-        unit=pl.col("subscription_id"),
+        unit=pl.col(SUB_ROW),
     )
 
 
@@ -104,18 +102,18 @@ def period_gap(ctx: RuleContext) -> pl.LazyFrame:
     unit=SEQUENCE_UNIT,
 )
 def period_overlap(ctx: RuleContext) -> pl.LazyFrame:
-    rows = ctx.periods.filter(pl.col("period_start") < pl.col("prev_end"))
+    overlaps = ctx.periods.filter(pl.col("period_start") < pl.col("prev_end"))
     return offending(
-        rows,
+        ctx.with_invoice(overlaps, "id", row="prev_row"),
         column="period_start",
         value=_period_text(),
         message=fmt(
             "period {} overlaps the previous one (invoice '{}') ending {}",
             _period_text(),
-            "prev_id",
+            "inv_id",
             "prev_end",
         ),
-        unit=pl.col("subscription_id"),
+        unit=pl.col(SUB_ROW),
     )
 
 
@@ -129,8 +127,7 @@ def period_overlap(ctx: RuleContext) -> pl.LazyFrame:
     fix="Export period_end as the first day after the service (apply_fixes adds the day).",
 )
 def inclusive_end_periods(ctx: RuleContext) -> pl.LazyFrame:
-    inclusive = ctx.inclusive_end_subscriptions
-    rows = inclusive.with_columns(pl.col("_sub_row").alias(ROW))
+    rows = ctx.inclusive_end_subscriptions.with_columns(pl.col(SUB_ROW).alias(ROW))
     return offending(
         rows,
         column="period_end",
@@ -171,31 +168,35 @@ def _expected_amount() -> pl.Expr:
 )
 def amount_far_from_price(ctx: RuleContext) -> pl.LazyFrame:
     tolerance = ctx.options.amount_tolerance
+    # gather in two steps: the currency filter drops rows before the amounts are fetched
+    periods = ctx.with_invoice(ctx.billed_periods, "currency")
+    priced = ctx.with_subscription(periods, "currency", "amount_excluding_tax").filter(
+        (pl.col("inv_currency") == pl.col("sub_currency"))
+        & (pl.col("sub_amount_excluding_tax") > 0)
+    )
+    priced = ctx.with_invoice(priced, "amount_excluding_tax")
+    priced = ctx.with_subscription(priced, "interval_unit", "interval_count")
     rows = (
-        ctx.billed_periods.filter(
-            (pl.col("currency") == pl.col("sub_currency"))
-            & (pl.col("sub_amount_excluding_tax") > 0)
-        )
-        .with_columns(_expected=_expected_amount())
+        priced.with_columns(_expected=_expected_amount())
         .with_columns(
-            _deviation=(pl.col("amount_excluding_tax").cast(pl.Float64) - pl.col("_expected"))
+            _deviation=(pl.col("inv_amount_excluding_tax").cast(pl.Float64) - pl.col("_expected"))
             / pl.col("_expected")
         )
         .filter(pl.col("_deviation").abs() > tolerance)
     )
     direction = pl.when(pl.col("_deviation") > 0).then(pl.lit("above")).otherwise(pl.lit("below"))
     return offending(
-        rows,
+        ctx.with_subscription(rows, "id"),
         column="amount_excluding_tax",
-        value="amount_excluding_tax",
+        value="inv_amount_excluding_tax",
         message=fmt(
             "amount {} for {} is {}% {} the expected {} (subscription '{}': {} {} every {} {})",
-            "amount_excluding_tax",
+            "inv_amount_excluding_tax",
             _period_text(),
             (pl.col("_deviation").abs() * 100).round(0).cast(pl.Int64),
             direction,
             pl.col("_expected").round(2),
-            "subscription_id",
+            "sub_id",
             "sub_amount_excluding_tax",
             "sub_currency",
             "sub_interval_count",
@@ -214,8 +215,9 @@ def amount_far_from_price(ctx: RuleContext) -> pl.LazyFrame:
     fix="Nothing if the proration is intended; otherwise correct the period's dates.",
 )
 def prorated_period(ctx: RuleContext) -> pl.LazyFrame:
+    uneven = ctx.billed_periods.filter(~pl.col("_whole_months"))
     daily = pl.col("sub_interval_unit").is_in(["day", "week"]).fill_null(False)
-    rows = ctx.billed_periods.filter(~daily & ~pl.col("_whole_months"))
+    rows = ctx.with_subscription(uneven, "interval_unit").filter(~daily)
     return offending(
         rows,
         column="period_end",

@@ -7,7 +7,6 @@ import polars as pl
 from fincome_toolkit.rule_base import (
     FAR_FUTURE,
     Rule,
-    RuleContext,
     conflicting_duplicates,
     fmt,
     offending,
@@ -16,6 +15,7 @@ from fincome_toolkit.rule_base import (
     running_after_group_start,
     text,
 )
+from fincome_toolkit.rule_context import RuleContext
 
 LIVE_STATUSES = ("active", "trialing", "paused")
 
@@ -205,7 +205,9 @@ def overlapping_subscriptions(ctx: RuleContext) -> pl.LazyFrame:
     fix="Check that its invoices were exported and carry this subscription_id.",
 )
 def subscription_without_invoice(ctx: RuleContext) -> pl.LazyFrame:
-    invoiced = ctx.invoices["subscription_id"].drop_nulls().unique().implode()
+    # the subscriptions invoices point at, as row numbers: integers are cheap to deduplicate
+    invoiced_rows = ctx.invoice_sub_rows.drop_nulls().unique()
+    invoiced = ctx.subscriptions["id"].gather(invoiced_rows).implode()
     rows = ctx.subscriptions.filter(
         pl.col("id").is_not_null()
         & ~pl.col("id").is_in(invoiced)

@@ -43,25 +43,13 @@ def kind(name: str) -> Callable[[PlantFunction], PlantFunction]:
 
 
 def _parse_level(name: str) -> PlantFunction:
-    frame, column, raw_values, reason = PARSE_LEVEL[name]
+    """A value the loader cannot read: null in the truth, raw text in the export."""
+    frame, _, raw_values, _ = PARSE_LEVEL[name]
 
     def plant(p: Planter) -> None:
         rows = p.customers(name) if frame == "customers" else p.invoices(name)
         for i, row in enumerate(rows.iter_rows(named=True)):
-            raw = raw_values[i % len(raw_values)]
-            p.set(frame, row[ROW], column, None)
-            p.note(name, frame, row["id"], column, raw)
-            p.parse_issues.append(
-                {
-                    "frame": frame,
-                    "file": None,
-                    "line": None,
-                    "record_id": row["id"],
-                    "column": column,
-                    "raw_value": raw,
-                    "reason": f"{reason} (planted: {name})",
-                }
-            )
+            p.unreadable(name, row, raw_values[i % len(raw_values)])
 
     return plant
 

@@ -220,6 +220,14 @@ class Planter:
         """One manifest row."""
         self.manifest.append((kind, frame, record_id, column, detail))
 
+    def unreadable(self, kind: str, row: dict[str, Any], raw: str) -> None:
+        """A parse-level defect on `row`: null value, manifest row, predicted parse issue."""
+        frame, column, _, reason = PARSE_LEVEL[kind]
+        self.set(frame, row[ROW], column, None)
+        self.note(kind, frame, row["id"], column, raw)
+        issue = (frame, None, None, row["id"], column, raw, f"{reason} (planted: {kind})")
+        self.parse_issues.append(dict(zip(frames.PARSE_ISSUE_SCHEMA, issue, strict=True)))
+
     def new_customer_id(self) -> str:
         """The next customer id after the generated ones."""
         self.new_customers += 1
@@ -260,13 +268,13 @@ class Planter:
                 rows = sorted(changes)
                 series = series.scatter(rows, pl.Series([changes[r] for r in rows], dtype=dtype))
             columns.append(series)
-        edited = pl.DataFrame(columns)
-        if self.deleted.get(name):
-            edited = edited.filter(~pl.col(ROW).is_in(list(self.deleted[name])))
         added = pl.DataFrame(self.appended.get(name, []), schema=frame.schema)
-        # One chunk: contiguous memory, and polars 2.1 panics in pl.format on some filtered
-        # multi-chunk frames (seen in the audit's messages).
-        return pl.concat([edited, added]).drop(ROW).rechunk()
+        both = pl.concat([pl.DataFrame(columns), added], rechunk=False)
+        # One gather drops the deleted rows, keeps the appended ones and yields a single chunk in
+        # a single copy (polars 2.1 also panics in pl.format on some filtered multi-chunk frames).
+        kept = np.setdiff1d(np.arange(frame.height), sorted(self.deleted.get(name, ())))
+        rows = np.concatenate([kept, np.arange(frame.height, both.height)])
+        return both[rows].drop(ROW)
 
 
 def _subscription_facts(subscriptions: pl.DataFrame, invoices: pl.DataFrame) -> pl.DataFrame:

@@ -24,11 +24,11 @@ from pandera.errors import SchemaErrors
 from fincome_toolkit import frames
 from fincome_toolkit.codes import ISO_3166_ALPHA2_COUNTRIES, ISO_4217_CURRENCIES
 from fincome_toolkit.errors import InputError
-from fincome_toolkit.rule_base import fmt
+from fincome_toolkit.rule_base import ROW, fmt
+from fincome_toolkit.rules import RULES_BY_CODE
 
 # Deliberately loose: one "@", no spaces, a dot in the domain. Deliverability is not our business.
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
-ROW = "_row"  # the row index the engine adds to every frame, to join failures back to records
 
 Money = Annotated[pl.Decimal, 18, 2]  # frames.MONEY, spelt the way pandera reads dtypes
 _CURRENCIES = sorted(ISO_4217_CURRENCIES)
@@ -286,22 +286,11 @@ def validate_schemas(dataset: frames.Dataset) -> pl.DataFrame:
     Columns: `rule, severity, frame, record_id, file, line, column, value, message`; severity is
     each rule's default severity (the audit engine may escalate it with thresholds).
     """
-    from fincome_toolkit.rules import RULES_BY_CODE  # the catalog holds titles and severities
-
     parts = []
     for name, frame in dataset.frames().items():
         require_canonical(name, frame)
         parts.append(schema_issues(name, frame.with_row_index(ROW)).drop(ROW))
-    issues = pl.concat(parts)
-    severities = pl.DataFrame(
-        {
-            "rule": list(RULES_BY_CODE),
-            "_default": [rule.severity for rule in RULES_BY_CODE.values()],
-        }
-    )
-    return (
-        issues.join(severities, on="rule", how="left")
-        .with_columns(severity=pl.col("_default"))
-        .drop("_default")
-        .select(list(ISSUE_SCHEMA))
+    severities = {code: rule.severity for code, rule in RULES_BY_CODE.items()}
+    return pl.concat(parts).with_columns(
+        severity=pl.col("rule").replace_strict(severities, return_dtype=pl.String)
     )

@@ -150,11 +150,13 @@ def plan_upload(
     records = pl.concat(parts)
     edges = _edges(dataset)
 
+    known = journal.to_frame() if journal is not None else None  # read once
+
     records = _hold_bad_ids(records)
-    records = _apply_journal(records, journal, retry_rejected=retry_rejected)
+    records = _apply_journal(records, known, retry_rejected=retry_rejected)
     if audit is not None and not force:
         records = _hold_audit_blocked(records, audit)
-    records = _hold_unknown_references(records, edges, journal, force=force)
+    records = _hold_unknown_references(records, edges, known, force=force)
     records = _with_depth(records, edges)
     records = _propagate_holds(records, edges)
     sendable = records.filter(pl.col("action") == "send").select("entity", "record_id")
@@ -253,9 +255,9 @@ def _hold_bad_ids(records: pl.DataFrame) -> pl.DataFrame:
             "id {} appears on lines {} with different content; keep one row per id",
             "record_id",
             pl.col(SOURCE_LINE)
+            .sort()
             .cast(pl.String)
             .fill_null("?")
-            .sort()
             .str.join(", ")
             .over("entity", "record_id"),
         )
@@ -264,12 +266,15 @@ def _hold_bad_ids(records: pl.DataFrame) -> pl.DataFrame:
 
 
 def _apply_journal(
-    records: pl.DataFrame, journal: Journal | None, *, retry_rejected: bool
+    records: pl.DataFrame, known: pl.DataFrame | None, *, retry_rejected: bool
 ) -> pl.DataFrame:
-    """Skip what Fincome already holds unchanged; keep unchanged rejects rejected unless asked."""
-    if journal is None:
+    """Skip what Fincome already holds unchanged; keep unchanged rejects rejected unless asked.
+
+    `known` is the journal's frame (`journal.JOURNAL_SCHEMA`), None without a journal.
+    """
+    if known is None:
         return records
-    known = journal.to_frame().select(
+    known = known.select(
         "entity", "record_id", "state", pl.col("payload_hash").alias("journal_hash"), "message"
     )
     seen = records.join(known, on=["entity", "record_id"], how="inner").filter(
@@ -295,8 +300,12 @@ def _hold_audit_blocked(records: pl.DataFrame, audit: AuditResult) -> pl.DataFra
     messages = (
         audit.issues.filter(pl.col("severity") == "error")
         .group_by(pl.col("frame").alias("entity"), "record_id", maintain_order=True)
-        .agg(pl.format("{}: {}", "rule", "message").unique(maintain_order=True).str.join("; "))
-        .rename({"rule": "messages"})
+        .agg(
+            pl.format("{}: {}", "rule", "message")
+            .unique(maintain_order=True)
+            .str.join("; ")
+            .alias("messages")
+        )
     )
     reasons = (
         blocked.unique()
@@ -314,15 +323,15 @@ def _hold_audit_blocked(records: pl.DataFrame, audit: AuditResult) -> pl.DataFra
 
 
 def _hold_unknown_references(
-    records: pl.DataFrame, edges: pl.DataFrame, journal: Journal | None, *, force: bool
+    records: pl.DataFrame, edges: pl.DataFrame, known: pl.DataFrame | None, *, force: bool
 ) -> pl.DataFrame:
     """Hold records referencing ids that are neither in the export nor acknowledged (not forced)."""
     present = records.select(
         pl.col("entity").alias("target"), pl.col("record_id").alias("referenced_id")
     )
     unknown = edges.join(present, on=["target", "referenced_id"], how="anti")
-    if journal is not None:
-        acknowledged = journal.to_frame().filter(pl.col("state") == "acknowledged")
+    if known is not None:
+        acknowledged = known.filter(pl.col("state") == "acknowledged")
         unknown = unknown.join(
             acknowledged.select(
                 pl.col("entity").alias("target"), pl.col("record_id").alias("referenced_id")

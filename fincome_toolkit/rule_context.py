@@ -1,0 +1,192 @@
+"""What every rule receives: the indexed canonical frames, the audit date, the tolerances, and the
+derived frames several rules share, computed once on first use.
+
+Built for 10M invoices in a few GB: the invoice → subscription link is one column of subscription
+row numbers (`_sub_row`), not a wide joined copy; a rule gathers the few subscription fields it
+needs, after filtering when it can. Service periods are kept as narrow integer/date columns and
+ids are fetched by row number only for the offending rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import polars as pl
+
+from fincome_toolkit import frames
+from fincome_toolkit.rule_base import (
+    ROW,
+    RuleOptions,
+    is_recurring,
+    running_after_group_start,
+    whole_months,
+)
+
+SUB_ROW = "_sub_row"  # the invoice's subscription, as a row number of the subscriptions frame
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """The canonical frames (each with a `_row` index column), the audit date and tolerances."""
+
+    customers: pl.DataFrame
+    subscriptions: pl.DataFrame
+    invoices: pl.DataFrame
+    as_of: dt.date
+    options: RuleOptions = field(default_factory=RuleOptions)
+
+    @classmethod
+    def from_dataset(
+        cls, dataset: frames.Dataset, *, as_of: dt.date, options: RuleOptions | None = None
+    ) -> RuleContext:
+        """A context over `dataset`, adding the `_row` index to every frame."""
+        indexed = {name: df.with_row_index(ROW) for name, df in dataset.frames().items()}
+        return cls(**indexed, as_of=as_of, options=options or RuleOptions())
+
+    def frame(self, name: str) -> pl.DataFrame:
+        """The indexed frame called `name`."""
+        return getattr(self, name)
+
+    @cached_property
+    def customer_ids(self) -> pl.Series:
+        """Distinct non-null customer ids."""
+        return self.customers["id"].drop_nulls().unique()
+
+    @cached_property
+    def repeated_rows(self) -> dict[str, pl.DataFrame]:
+        """Per frame, the rows whose id appears more than once.
+
+        Ids are hashed to 64-bit integers and sorted: equal neighbours are candidates, confirmed
+        on the exact text. Several times faster than hashing millions of strings in a table.
+        """
+        repeated = {}
+        for name in frames.FRAME_NAMES:
+            frame = self.frame(name).filter(pl.col("id").is_not_null())
+            hashed = frame.select(ROW, _hash=pl.col("id").hash()).sort("_hash")
+            same = pl.col("_hash")
+            candidates = hashed.filter((same == same.shift(1)) | (same == same.shift(-1)))
+            rows = frame.filter(pl.col(ROW).is_in(candidates[ROW].implode()))
+            repeated[name] = rows.filter(pl.col("id").is_duplicated())
+        return repeated
+
+    @cached_property
+    def subscriptions_by_id(self) -> pl.DataFrame:
+        """One subscription per id (the first row when an id repeats; SUB-002 reports those)."""
+        return self.subscriptions.filter(pl.col("id").is_not_null()).unique(
+            "id", keep="first", maintain_order=True
+        )
+
+    @cached_property
+    def invoice_sub_rows(self) -> pl.Series:
+        """For each invoice, the row of its subscription (null when the id is unknown or empty)."""
+        mapping = self.subscriptions_by_id.select(subscription_id="id", **{SUB_ROW: ROW})
+        linked = self.invoices.select("subscription_id").join(
+            mapping, on="subscription_id", how="left", maintain_order="left"
+        )
+        return linked[SUB_ROW]
+
+    def linked_invoices(self, *columns: str) -> pl.DataFrame:
+        """`_row`, the given invoice columns and `_sub_row`."""
+        return self.invoices.select(ROW, *columns).with_columns(self.invoice_sub_rows)
+
+    def with_subscription(self, rows: pl.DataFrame, *fields: str) -> pl.DataFrame:
+        """`rows` (with `_sub_row`) plus the subscription's `fields`, named `sub_<field>`."""
+        return rows.with_columns(
+            self.subscriptions[f].gather(rows[SUB_ROW]).alias(f"sub_{f}") for f in fields
+        )
+
+    def with_invoice(self, rows: pl.DataFrame, *fields: str, row: str = ROW) -> pl.DataFrame:
+        """`rows` plus the invoice fields of the invoice at `row`, named `inv_<field>`."""
+        return rows.with_columns(
+            self.invoices[f].gather(rows[row]).alias(f"inv_{f}") for f in fields
+        )
+
+    @cached_property
+    def periods(self) -> pl.DataFrame:
+        """Usable service periods of recurring invoices of known subscriptions, one per invoice
+        id and period, in sequence order per subscription: `_row, _sub_row, period_start,
+        period_end`, plus `prev_end`, the latest end among the earlier periods (a period inside an
+        older, longer one still overlaps), and `prev_row`, the invoice holding it.
+        """
+        keys = [SUB_ROW, "period_start", "period_end", "id"]
+        ordered = (
+            self.linked_invoices("id", "type", "period_start", "period_end")
+            .lazy()
+            .filter(
+                is_recurring(),
+                pl.col(SUB_ROW).is_not_null(),
+                pl.col("period_start") < pl.col("period_end"),
+            )
+            # a stable sort on numbers and dates keeps ties in file order: no string sort key
+            .sort(keys[:3], maintain_order=True)
+            # an invoice repeated with the same period is INV-002's business, not an overlap
+            .filter(~pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(1)) for k in keys]))
+            .select(ROW, *keys[:3])
+            .collect()
+        )
+        return ordered.with_columns(
+            running_after_group_start(SUB_ROW, "period_end", ROW, "prev_end", "prev_row")
+        )
+
+    @cached_property
+    def inclusive_end_subscriptions(self) -> pl.DataFrame:
+        """Subscriptions whose invoices consistently use inclusive period ends: each period ends the
+        day before the next one starts and none already spans whole months (with a single
+        period: it ends one day short of a whole number of months).
+        Columns: _sub_row, periods, first_start, first_end."""
+        per_subscription = (
+            self.periods.lazy()
+            .group_by(SUB_ROW)
+            .agg(
+                periods=pl.len(),
+                all_day_before_next=(
+                    (pl.col("period_start") - pl.col("prev_end")) == pl.duration(days=1)
+                )
+                .drop_nulls()
+                .all(),
+                first_start=pl.col("period_start").first(),
+                first_end=pl.col("period_end").first(),
+            )
+            .filter(pl.col("all_day_before_next") | (pl.col("periods") == 1))
+            .collect()
+        )
+        # month arithmetic only on the candidates: it is the costly part
+        start, end = pl.col("period_start"), pl.col("period_end")
+        exact, plus_one = whole_months(start, end), whole_months(start, end + pl.duration(days=1))
+        shapes = (
+            self.periods.filter(pl.col(SUB_ROW).is_in(per_subscription[SUB_ROW].implode()))
+            .group_by(SUB_ROW)
+            .agg(any_whole=(exact & ~plus_one).any(), all_one_day_short=(plus_one & ~exact).all())
+        )
+        return (
+            per_subscription.join(shapes, on=SUB_ROW)
+            .filter(
+                pl.when(pl.col("periods") >= 2)
+                .then(~pl.col("any_whole"))
+                .otherwise(pl.col("all_one_day_short"))
+            )
+            .select(SUB_ROW, "periods", "first_start", "first_end")
+            .sort(SUB_ROW)
+        )
+
+    @cached_property
+    def billed_periods(self) -> pl.DataFrame:
+        """`periods` with `_end` (the exclusive end: period_end, plus one day for inclusive-end
+        subscriptions), `_days` and `_whole_months`."""
+        inclusive = self.inclusive_end_subscriptions[SUB_ROW].implode()
+        end = (
+            pl.when(pl.col(SUB_ROW).is_in(inclusive))
+            .then(pl.col("period_end") + pl.duration(days=1))
+            .otherwise(pl.col("period_end"))
+        )
+        return (
+            self.periods.lazy()
+            .select(ROW, SUB_ROW, "period_start", "period_end", _end=end)
+            .with_columns(
+                _days=(pl.col("_end") - pl.col("period_start")).dt.total_days().cast(pl.Int32),
+                _whole_months=whole_months(pl.col("period_start"), pl.col("_end")),
+            )
+            .collect()
+        )
