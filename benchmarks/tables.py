@@ -174,7 +174,7 @@ def _upload_rows(entry: dict[str, Any]) -> list[str]:
     base = sequential["records_per_second"]
     rows = [
         _row(size, "upload: sequential httpx loop", sequential["seconds"], "", "1.0×", "", "",
-             f"{base} records/s ({sequential['records']} sent, time-boxed)")
+             f"{base} records/s ({sequential['records']} sent, time-boxed){_cpu(sequential)}")
     ]  # fmt: skip
     for key, run in detail.items():
         if not key.startswith("toolkit_c"):
@@ -185,7 +185,7 @@ def _upload_rows(entry: dict[str, Any]) -> list[str]:
                  entry["peak_rss_mb"], f"{speedup:.1f}× sequential", "≥ 10× sequential",
                  _met(speedup >= TARGET_UPLOAD_SPEEDUP and run["lost"] == 0),
                  f"{run['records_per_second']} records/s, {run['requests']} requests, "
-                 f"lost {run['lost']}")
+                 f"lost {run['lost']}{_cpu(run)}")
         )  # fmt: skip
     limited = detail["rate_limited"]
     fraction = limited["fraction_of_limit"]
@@ -197,6 +197,15 @@ def _upload_rows(entry: dict[str, Any]) -> list[str]:
              f"answers 429, lost {limited['lost']}")
     )  # fmt: skip
     return rows
+
+
+def _cpu(run: dict[str, Any]) -> str:
+    if "client_cpu_ms_per_record" not in run:
+        return ""
+    return (
+        f"; CPU per record: client {run['client_cpu_ms_per_record']} ms, "
+        f"sandbox {run['server_cpu_ms_per_record']} ms"
+    )
 
 
 def update_readme(path: Path, machine: dict[str, Any], table: str, *, command: str) -> None:

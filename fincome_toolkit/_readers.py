@@ -5,6 +5,7 @@ row in its file: CSV header = line 1 (quoted fields spanning lines are counted),
 line, spreadsheet row (header on row 1), 1-based record index for JSON arrays and Parquet.
 Files are read by polars' native readers; Python only streams the bytes once, in chunks, to
 hash them, count lines and check that they are UTF-8 (a non-UTF-8 file is transcoded first).
+For CSV that pass runs in a thread while polars reads the file (hashing 1 GB takes a second).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,8 +183,9 @@ def _polars_error(path: Path, error: Exception, fmt: str) -> InputError:
     return InputError(f"cannot read this {fmt} file: {message}", where=str(path), fix=hints[fmt])
 
 
-def _read_csv(path: Path, facts: _Facts, encoding: str) -> RawTable:
-    sample = facts.head.decode(encoding if encoding != "utf-8" else "utf-8-sig", errors="replace")
+def _parse_csv(path: Path, head: bytes, encoding: str) -> tuple[pl.DataFrame, str, int]:
+    """Read a CSV file's rows as text: (rows, delimiter, lines skipped before the header)."""
+    sample = head.decode(encoding if encoding != "utf-8" else "utf-8-sig", errors="replace")
     sample = sample.lstrip("\ufeff")
     declared = re.match(r"sep=(.)\r?\n", sample)  # Excel's "sep=;" first line
     delimiter = declared.group(1) if declared else sniff_delimiter(sample)
@@ -196,11 +199,86 @@ def _read_csv(path: Path, facts: _Facts, encoding: str) -> RawTable:
             raise _empty(path) from None
         except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as error:
             raise _polars_error(path, error, "csv") from None
+    return data, delimiter, skip
+
+
+def _read_csv(
+    path: Path,
+    facts: _Facts,
+    encoding: str,
+    parsed: tuple[pl.DataFrame, str, int] | None = None,
+) -> RawTable:
+    """A CSV file as a RawTable; `parsed` is `_parse_csv`'s result when already read."""
+    data, delimiter, skip = parsed or _parse_csv(path, facts.head, encoding)
     lines = _line_numbers_csv(data, facts, first_line=2 + skip)
     data = data.with_columns(lines)
     if lines.len() and lines[-1] != lines.len() + 1 + skip:  # line breaks inside or blank lines
         data = _drop_blank_rows(data)
     return RawTable(data, "csv", facts.sha256, encoding=encoding, delimiter=delimiter)
+
+
+def _utf8_guess(head: bytes) -> str | None:
+    """The encoding `_encoding` will most likely choose, judged from the head alone: a UTF-8
+    one when the head reads as UTF-8 (the rest of the file may still prove it wrong)."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return None
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head)  # a cut last character is fine
+    except UnicodeDecodeError:
+        return None
+    return "utf-8"
+
+
+def _read_csv_while_hashing(path: Path, pool: ThreadPoolExecutor) -> RawTable:
+    """Read a CSV file while another thread hashes it (both release the GIL).
+
+    polars reads the file optimistically as UTF-8 when its head says so; the full pass decides,
+    and a file that turns out not to be UTF-8 is read again, transcoded.
+    """
+    inspected = pool.submit(_inspect, path, text=True)
+    head = _head(path)
+    if not head.strip():
+        _facts_of(inspected, path)
+        raise _empty(path)
+    guess = _utf8_guess(head)
+    early: tuple[pl.DataFrame, str, int] | InputError | None = None
+    if guess is not None:
+        try:
+            early = _parse_csv(path, head, guess)
+        except InputError as error:
+            early = error
+    facts = _facts_of(inspected, path)
+    encoding = _encoding(facts)
+    if early is None or encoding != guess:
+        return _read_csv(path, facts, encoding)
+    if isinstance(early, InputError):
+        raise early
+    return _read_csv(path, facts, encoding, early)
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(_HEAD)
+    except OSError as error:
+        raise _unreadable(path, error) from None
+
+
+def _facts_of(inspected: Future[_Facts], path: Path) -> _Facts:
+    try:
+        return inspected.result()
+    except OSError as error:
+        raise _unreadable(path, error) from None
+
+
+def _unreadable(path: Path, error: OSError) -> InputError:
+    return InputError(
+        f"cannot read the file: {error.strerror or error}",
+        where=str(path),
+        fix="check the file's permissions, or copy it to a readable place",
+    )
 
 
 def _empty(path: Path) -> InputError:
@@ -350,19 +428,16 @@ def read_raw(path: Path, *, sheet: str | None = None, frame: str | None = None) 
         raise InputError("file not found", where=str(path), fix="check the path and file name")
     if not path.is_file():
         raise InputError("not a file", where=str(path), fix="point to a file, not a folder")
+    if fmt == "csv":
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return _read_csv_while_hashing(path, pool)
     try:
-        facts = _inspect(path, text=fmt in ("csv", "json", "ndjson"))
+        facts = _inspect(path, text=fmt in ("json", "ndjson"))
     except OSError as error:
-        raise InputError(
-            f"cannot read the file: {error.strerror or error}",
-            where=str(path),
-            fix="check the file's permissions, or copy it to a readable place",
-        ) from None
+        raise _unreadable(path, error) from None
     if facts.size == 0 or (fmt != "parquet" and fmt != "xlsx" and not facts.head.strip()):
         raise _empty(path)
-    encoding = _encoding(facts) if fmt in ("csv", "json", "ndjson") else None
-    if fmt == "csv":
-        return _read_csv(path, facts, encoding)
+    encoding = _encoding(facts) if fmt in ("json", "ndjson") else None
     if fmt == "json":
         if facts.head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") and facts.newlines > 1:
             ndjson = _looks_like_ndjson(facts.head)

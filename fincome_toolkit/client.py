@@ -199,10 +199,10 @@ class FincomeClient:
             wait = _backoff(attempt) if answer.retry_after is None else answer.retry_after
             if wait > MAX_READ_WAIT:
                 break
-            log.info("listing %s: %s, retrying in %.1fs", path, self._scrub(answer.detail), wait)
+            log.info("listing %s: %s, retrying in %.1fs", path, self.redact(answer.detail), wait)
             await asyncio.sleep(wait)
         raise ApiError(
-            f"listing {entity} failed {attempt} time(s); last: {self._scrub(answer.detail)}",
+            f"listing {entity} failed {attempt} time(s); last: {self.redact(answer.detail)}",
             where=self._where(path),
             fix="check that the API is reachable (base URL, network) and try again later",
         )
@@ -228,7 +228,7 @@ class FincomeClient:
                 "Settings › Developers and export it; check auth_header/auth_prefix (A1)",
             )
         return ApiError(
-            f"listing {entity} failed with HTTP {status}: {self._scrub(detail)}",
+            f"listing {entity} failed with HTTP {status}: {self.redact(detail)}",
             where=where,
             fix="check the base URL and the resource paths / listing settings (A2–A4, A8)",
         )
@@ -236,7 +236,8 @@ class FincomeClient:
     def _where(self, path: str) -> str:
         return f"{self.settings.base_url.rstrip('/')}{path}"
 
-    def _scrub(self, text: str) -> str:
+    def redact(self, text: str) -> str:
+        """`text` with the API key replaced, for anything that stores or shows a server message."""
         return text.replace(self._secret, REDACTED) if self._secret else text
 
 

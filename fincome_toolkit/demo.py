@@ -36,7 +36,7 @@ from fincome_toolkit.client import pull_sync
 from fincome_toolkit.fixes import REMOVED, apply_fixes
 from fincome_toolkit.frames import Dataset
 from fincome_toolkit.loading import load_dataset, write_clean
-from fincome_toolkit.metrics import mrr_by_customer
+from fincome_toolkit.metrics import MrrOptions, mrr_by_customer
 from fincome_toolkit.rates import cohorts, monthly_rates
 from fincome_toolkit.reconcile import (
     load_finance_file,
@@ -293,6 +293,11 @@ def _problem_lines(result: UploadResult) -> tuple[str, ...]:
     )
 
 
+def _month_before(day: date) -> date:
+    """The first day of the month before `day`'s month."""
+    return date(day.year - (day.month == 1), (day.month - 2) % 12 + 1, 1)
+
+
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -374,7 +379,9 @@ def run_demo(
     reconcile_sources(dataset).write_csv(folder_out / "invoices_vs_subscriptions.csv")
     outputs["invoices vs subscriptions (CSV)"] = folder_out / "invoices_vs_subscriptions.csv"
     outputs["our records vs Fincome (CSV)"] = folder_out / "vs_fincome.csv"
-    mrr = mrr_by_customer(dataset)
+    # MRR up to the last whole month before the audit date: later months are not billed yet.
+    until = _month_before(as_of) if as_of else None
+    mrr = mrr_by_customer(dataset, options=MrrOptions(until=until))
     finance_months_off = 0
     if (folder / FINANCE_FILE).is_file():
         outputs["our MRR vs finance (CSV)"] = folder_out / "vs_finance.csv"

@@ -48,6 +48,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         self._busy = [0] * pools
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` through the least busy pool."""
         index = min(range(len(self._pools)), key=self._busy.__getitem__)
         self._busy[index] += 1
         released = False
@@ -71,5 +72,6 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
+        """Close every pool."""
         for pool in self._pools:
             await pool.aclose()

@@ -110,25 +110,36 @@ class RuleContext:
         period_end`, plus `prev_end`, the latest end among the earlier periods (a period inside an
         older, longer one still overlaps), and `prev_row`, the invoice holding it.
         """
-        keys = [SUB_ROW, "period_start", "period_end", "id"]
+        keys = [SUB_ROW, "period_start", "period_end"]
         ordered = (
-            self.linked_invoices("id", "type", "period_start", "period_end")
+            self.linked_invoices("type", "period_start", "period_end")
             .lazy()
             .filter(
                 is_recurring(),
                 pl.col(SUB_ROW).is_not_null(),
                 pl.col("period_start") < pl.col("period_end"),
             )
-            # a stable sort on numbers and dates keeps ties in file order: no string sort key
-            .sort(keys[:3], maintain_order=True)
-            # an invoice repeated with the same period is INV-002's business, not an overlap
-            .filter(~pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(1)) for k in keys]))
-            .select(ROW, *keys[:3])
+            .select(ROW, *keys)
+            # a stable sort of narrow numeric rows keeps ties in file order: no string sort key
+            .sort(keys, maintain_order=True)
             .collect()
         )
+        # an invoice repeated with the same period is INV-002's business, not an overlap
+        ordered = ordered.filter(~self._same_invoice_as_previous(ordered, keys))
         return ordered.with_columns(
             running_after_group_start(SUB_ROW, "period_end", ROW, "prev_end", "prev_row")
         )
+
+    def _same_invoice_as_previous(self, ordered: pl.DataFrame, keys: list[str]) -> pl.Series:
+        """True where a sorted row repeats the previous one's `keys` and invoice id. Ids are
+        fetched only where the keys repeat (a few rows), not carried through the sort."""
+        same_keys = ordered.select(
+            pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(1)) for k in keys])
+        ).to_series()
+        at = same_keys.arg_true()
+        ids, rows = self.invoices["id"], ordered[ROW]
+        same_id = ids.gather(rows.gather(at)).eq_missing(ids.gather(rows.gather(at - 1)))
+        return pl.repeat(False, ordered.height, eager=True).scatter(at, same_id)
 
     @cached_property
     def inclusive_end_subscriptions(self) -> pl.DataFrame:

@@ -151,6 +151,7 @@ class UploadRun:
 
     def _finish(self, record: SendRecord, outcome: str, status: int | None, detail: str) -> None:
         """Record the outcome, then release or hold back the records that reference this one."""
+        detail = self.client.redact(detail) if detail else detail  # never store an echoed key
         record.outcome, record.http_status, record.detail = outcome, status, detail
         journal, (entity, record_id) = self.journal, record.key
         if outcome == "acknowledged":
@@ -277,8 +278,8 @@ class UploadRun:
                 "pending",
                 status,
                 (
-                    f"no answer after {record.requests} requests (last: {answer.detail}); "
-                    "the next run sends it again"
+                    f"no final answer after {record.requests} requests (last: {answer.detail});"
+                    " the next run sends it again"
                 ),
             )
         return "rejected", status, answer.detail or f"HTTP {answer.status}"

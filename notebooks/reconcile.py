@@ -6,8 +6,8 @@ app = marimo.App(width="medium", app_title="MRR and reconciliation")
 
 @app.cell(hide_code=True)
 def _():
+    import datetime as dt
     import tempfile
-    from decimal import Decimal
     from pathlib import Path
 
     import marimo as mo
@@ -42,7 +42,7 @@ def _():
     return (
         AS_OF,
         ContractSettings,
-        Decimal,
+        dt,
         FincomeClient,
         Journal,
         MrrOptions,
@@ -110,6 +110,16 @@ def _(mo):
 
 
 @app.cell(hide_code=True)
+def _(AS_OF, Path, dt, folder_input, mo, sample_dir):
+    # The sample's last whole month is the one before its "as of" day; yours, this month.
+    _is_sample = Path(folder_input.value).expanduser().resolve() == sample_dir
+    _last_day = AS_OF - dt.timedelta(days=1) if _is_sample else dt.date.today()
+    until_input = mo.ui.date(value=_last_day.replace(day=1), label="MRR up to the month of")
+    until_input
+    return (until_input,)
+
+
+@app.cell(hide_code=True)
 def _(
     Path,
     ToolkitError,
@@ -117,9 +127,11 @@ def _(
     fixes_switch,
     folder_input,
     load_dataset,
+    MrrOptions,
     mo,
     mrr_by_customer,
     source_picker,
+    until_input,
 ):
     data_dir = Path(folder_input.value).expanduser()
     _mapping = data_dir / "mapping.toml"
@@ -128,7 +140,9 @@ def _(
     except ToolkitError as _error:
         mo.stop(True, mo.callout(mo.md(f"```\n{_error.message}\n```"), kind="danger"))
     dataset = apply_fixes(_loaded).dataset if fixes_switch.value else _loaded
-    mrr = mrr_by_customer(dataset, source=source_picker.value)
+    mrr = mrr_by_customer(
+        dataset, source=source_picker.value, options=MrrOptions(until=until_input.value)
+    )
     _by_currency = mrr.group_by("currency").agg(n=mrr["mrr"].len()).sort("n", descending=True)
     currency_picker = mo.ui.dropdown(
         options=_by_currency["currency"].drop_nulls().to_list(),

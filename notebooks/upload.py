@@ -142,8 +142,19 @@ def _(ContractSettings, mo):
     faults_switch = mo.ui.switch(
         value=True, label="sandbox: simulate a flaky API (errors, lost answers, rate limit)"
     )
-    mo.vstack([mo.md("## 1. Target"), target_picker, base_url_input, faults_switch])
     return base_url_input, faults_switch, target_picker
+
+
+@app.cell(hide_code=True)
+def _(base_url_input, faults_switch, mo, target_picker):
+    mo.vstack(
+        [
+            mo.md("## 1. Target"),
+            target_picker,
+            faults_switch if target_picker.value == "sandbox" else base_url_input,
+        ]
+    )
+    return
 
 
 @app.cell(hide_code=True)
@@ -209,7 +220,9 @@ def _(
 def _(Journal, checked, dataset, dry_run, journal_path, mo, pl, target, work_dir):
     with Journal(journal_path, base_url=target.base_url) as _journal:
         plan = dry_run(dataset, work_dir / "dry_run", audit=checked, journal=_journal)
-    held_back = plan.to_frame().filter(pl.col("action") == "held_back")
+    held_back = plan.to_frame().filter(pl.col("action") == "held_back").select(
+        "entity", "record_id", "reason", "source_file", "source_line"
+    )
     mo.vstack(
         [
             mo.md(

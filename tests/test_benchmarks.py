@@ -15,6 +15,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
+import child  # noqa: E402
 import datasets  # noqa: E402
 import run  # noqa: E402
 import tables  # noqa: E402
@@ -45,35 +46,51 @@ def test_subset_mirrors_existing_toolkit_rules():
     assert kinds == {"not_null", "unique", "in_set", "regex", "ge", "lt_column"}
 
 
-def test_harness_runs_every_data_step_at_a_tiny_size(tmp_path):
-    out = tmp_path / "results.json"
-    readme = tmp_path / "README.md"
-    readme.write_text(
-        "# Benchmarks\n\nintro\n\n<!-- results:start -->\nold\n<!-- results:end -->\n"
-    )
-    only = "floor,audit,metrics" + (",pointblank" if HAS_PEERS else "")
-    argv = ["--sizes", "2k", "--only", only, "--out", str(out), "--data-dir", str(tmp_path)]
+@pytest.fixture(scope="module")
+def tiny_exports(tmp_path_factory):
+    """Clean and dirty 2k-invoice exports in the harness's cache layout (generated in-process)."""
+    root = tmp_path_factory.mktemp("bench-data")
+    for variant in datasets.VARIANTS:
+        folder = datasets.data_folder(root, 2_000, 0, variant)
+        datasets.generate_export(folder, invoices=2_000, seed=0, variant=variant)
+    return root
+
+
+def _run_step(name: str, folder: Path, args: dict | None = None) -> dict:
+    return child.STEPS[name](folder, args or {})()
+
+
+def test_steps_report_what_they_measured(tiny_exports):
+    clean = datasets.data_folder(tiny_exports, 2_000, 0, "clean")
+    dirty = datasets.data_folder(tiny_exports, 2_000, 0, "dirty")
+    assert datasets.is_ready(clean) and datasets.is_ready(dirty)
+    assert _run_step("floor_infer", clean)["rows"]["invoices"] > 1_000
+    as_of = {"as_of": run.AS_OF}
+    assert _run_step("audit", clean, as_of)["verdict"] == "pass"
+    found = _run_step("audit", dirty, as_of)
+    assert found["issues"] > 0 and found["counts"]["error"] > 0  # planted defects are found
+    assert _run_step("toolkit_subset", dirty, as_of)["issues"] > 0
+    assert _run_step("metrics", clean)["months"] > 0
+    if HAS_PEERS:
+        checks = {"checks": as_data(subset_checks())}
+        for peer in ("pointblank", "pandera_pandas"):
+            measured = _run_step(peer, clean, checks)
+            assert measured["checks"] == len(subset_checks())
+            assert measured["failed_rows"] == 0  # clean data: the peers agree with the audit
+
+
+def test_harness_measures_in_child_processes_and_reuses_cached_data(tiny_exports, tmp_path):
+    out, readme = tmp_path / "results.json", tmp_path / "README.md"
+    readme.write_text("# B\n\nintro\n\n<!-- results:start -->\nold\n<!-- results:end -->\n")
+    argv = ["--sizes", "2k", "--only", "floor", "--out", str(out), "--data-dir", str(tiny_exports)]
     assert run.main([*argv, "--readme", str(readme)]) == 0
 
     results = json.loads(out.read_text())["results"]
-    steps = {(r["variant"], r["step"]) for r in results}
-    assert ("clean", "generate") in steps and ("dirty", "audit") in steps
-    assert not [r for r in results if "error" in r], [r["error"] for r in results if "error" in r]
-    by_step = {(r["variant"], r["step"]): r for r in results}
-    assert by_step[("clean", "floor_strings")]["detail"]["rows"]["invoices"] > 0
-    assert by_step[("dirty", "audit")]["detail"]["issues"] > 0  # planted defects are found
-    assert by_step[("clean", "metrics")]["detail"]["months"] > 0
-    assert all(r["peak_rss_mb"] > 0 for r in results)
+    assert {r["step"] for r in results} == {"floor_strings", "floor_infer"}  # nothing generated
+    assert all(r["peak_rss_mb"] > 0 and r["seconds"] >= 0 for r in results)
+    assert results[0]["detail"]["rows"]["invoices"] > 1_000
     text = readme.read_text()
-    assert "intro" in text and "old" not in text and "| 2k | audit (dirty) |" in text
-
-    # a second run reuses the cached data instead of generating it again
-    assert run.main([*argv, "--only", "floor", "--no-readme"]) == 0
-    again = json.loads(out.read_text())["results"]
-    generated = [r for r in again if r["step"] == "generate"]
-    assert [r["measured_at"] for r in generated] == [
-        r["measured_at"] for r in results if r["step"] == "generate"
-    ]
+    assert "intro" in text and "old" not in text and "| 2k | floor_infer (clean) |" in text
 
 
 def test_upload_runs_count_every_record(tmp_path):

@@ -192,6 +192,12 @@ def test_missing_key_is_a_config_error_naming_the_variable(monkeypatch):
     assert "FINCOME_API_KEY" in raised.value.message
 
 
+def test_redact_hides_a_key_a_server_would_echo():
+    client = FincomeClient(ContractSettings(), api_key="sk_live_s3cret")
+    text = client.redact("bad key sk_live_s3cret for /customers")
+    assert "sk_live_s3cret" not in text and "/customers" in text
+
+
 def test_key_is_read_from_the_environment(monkeypatch):
     async def scenario(running) -> int:
         async with FincomeClient(running.contract()) as client:

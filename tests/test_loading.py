@@ -89,6 +89,18 @@ def test_encodings_are_detected(tmp_path, encoding, expected):
     assert loaded.frame.columns[0] == "id"  # no BOM glued to the first header
 
 
+def test_cp1252_bytes_far_into_the_file_are_detected(tmp_path):
+    # the head (first 64 KB) reads as UTF-8; only the full pass over the file shows it is not
+    rows = [f"C{i};Plain Name;FR" for i in range(5000)] + ["C9999;Café “Dupont”;FR"]
+    path = tmp_path / "customers.csv"
+    path.write_bytes(("id;name;country\n" + "\n".join(rows) + "\n").encode("cp1252"))
+    loaded = load_frame(path, "customers")
+    assert loaded.source.encoding == "cp1252"
+    assert loaded.frame["name"][-1] == "Café “Dupont”"
+    assert loaded.frame["source_line"][-1] == 5002
+    assert loaded.source.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def test_latin1_bytes_undefined_in_cp1252(tmp_path):
     path = tmp_path / "customers.csv"
     path.write_bytes("id,name\nC1,Caf\xe9 \x81\n".encode("latin-1"))

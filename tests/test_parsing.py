@@ -378,3 +378,24 @@ def test_amounts_never_crash_and_explain_every_failure(texts):
     assert result.values.dtype == pl.Decimal(18, 2)
     failed_silently = result.values.is_null() & result.reasons.is_null()
     assert not (failed_silently & ~is_blank(series)).any()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    texts=st.lists(
+        st.one_of(
+            st.builds(render_amount, MONEY_VALUES, st.sampled_from(["plain", "en-euro", "suffix"])),
+            st.text(alphabet="0123456789.,- €$EUR()", max_size=12),
+        ),
+        min_size=1,
+        max_size=15,
+    ),
+    comma=st.sampled_from([None, True, False]),
+)
+def test_repeated_amounts_parse_like_each_value_alone(texts, comma):
+    # a column repeating a few prices takes the parse-each-distinct-value path
+    alone = parse_amounts(pl.Series(texts, dtype=pl.String), decimal_comma=comma)
+    repeated = parse_amounts(pl.Series(texts * 8, dtype=pl.String), decimal_comma=comma)
+    assert repeated.values.to_list() == alone.values.to_list() * 8
+    assert repeated.reasons.to_list() == alone.reasons.to_list() * 8
+    assert repeated.extra["currency"].to_list() == alone.extra["currency"].to_list() * 8

@@ -17,7 +17,6 @@ from typing import Any
 
 import polars as pl
 import pytest
-from polars.exceptions import PanicException
 from rich.console import Console
 
 from fincome_toolkit.frames import Dataset, canonical_schema
@@ -538,12 +537,6 @@ def test_real_audit_report_on_a_hand_built_dirty_set(tmp_path):
     assert result.verdict == "fail" and "FAIL" in page.text
 
 
-@pytest.mark.xfail(
-    raises=PanicException,
-    strict=False,
-    reason="known: some rules (SUB-010, INV-005, INV-008, INV-017) panic inside polars 2.1 on "
-    "generated data; only that panic is tolerated, any report assertion still fails",
-)
 def test_real_audit_report_on_a_generated_export(tmp_path):
     """The whole path: a dirty export written to disk, loaded, audited, reported."""
     from fincome_toolkit.audit import audit

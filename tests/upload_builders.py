@@ -149,13 +149,18 @@ def assert_fincome_holds_exactly(box, dataset: Dataset) -> None:
         assert build_payloads(entity, stored) == build_payloads(entity, source), entity
 
 
-def settled_stats(box) -> dict:
-    """The sandbox's counters once quiet: it counts a request just after answering it."""
-    previous = box.stats()
-    for _ in range(100):
-        time.sleep(0.02)
+def settled_stats(box, *, at_least: int = 0, quiet_reads: int = 4) -> dict:
+    """The sandbox's counters once it has counted `at_least` requests and stayed quiet.
+
+    The sandbox counts a request just after answering it, so a test that read the counters
+    right after its last answer could miss that last one.
+    """
+    previous, unchanged = box.stats(), 0
+    for _ in range(400):  # at most ~20 s on a very busy machine
+        time.sleep(0.05)
         current = box.stats()
-        if current == previous:
+        unchanged = unchanged + 1 if current == previous else 0
+        if unchanged >= quiet_reads and current["requests"] >= at_least:
             return current
         previous = current
     return previous
