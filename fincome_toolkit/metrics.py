@@ -332,15 +332,17 @@ def horizon(dataset: Dataset, *, options: MrrOptions = MrrOptions()) -> date:
 
     `options.until` when set. Otherwise, with invoices: the last month the billing is known for,
     the month of the latest invoice, each dated by the earlier of its issue date and period
-    start (periods billed in advance would otherwise stretch the preview into months no invoice
-    can cover yet, and one future-dated issue date would stretch it too). Without invoices: the
-    month of the latest subscription date, end dates included as they are (exclusive), so the
-    month a subscription stops shows its churn.
+    start, ignoring dates after today (periods billed in advance would otherwise stretch the
+    preview into months no invoice can cover yet, and so would a future-dated invoice). Without
+    invoices: the month of the latest subscription date, end dates included as they are
+    (exclusive), so the month a subscription stops shows its churn.
     """
     if options.until is not None:
         return options.until.replace(day=1)
     billed = pl.min_horizontal("issue_date", "period_start")
-    latest = dataset.invoices.select(billed.max()).item()
+    # A date after today is a defect (audit INV-008), not the edge of the billing history.
+    known = pl.when(billed <= date.today()).then(billed)
+    latest = dataset.invoices.select(known.max()).item()
     if latest is None:
         dates = ("start_date", "end_date", "cancelled_at")
         latest = dataset.subscriptions.select(pl.max_horizontal(dates).max()).item()

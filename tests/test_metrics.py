@@ -455,3 +455,14 @@ def test_the_bridge_holds_exactly_for_random_histories(rows):
     )
     assert (joined["end_mrr"] == joined["total"]).all()
     assert (joined["customers"] == joined["customers_right"]).all()
+
+
+def test_a_future_dated_invoice_does_not_stretch_the_horizon():
+    """One invoice dated years ahead is a defect (INV-008), not the edge of the history."""
+    data = dataset(
+        invoices=[
+            inv("i1", "2025-03-01", "2025-04-01"),
+            inv("i2", "2099-01-01", "2099-02-01", customer="c2", subscription="s2"),
+        ]
+    )
+    assert horizon(data) == dt.date(2025, 3, 1)
