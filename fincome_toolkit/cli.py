@@ -443,13 +443,7 @@ def upload_command(
 
 
 @main.command("audit")
-@click.argument("data_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--mapping",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Column mapping TOML file (default: none, or DATA_DIR/mapping.toml if present).",
-)
+@data_options
 @click.option(
     "--report",
     "report_html",
@@ -494,6 +488,7 @@ def upload_command(
 def audit_command(
     data_dir: Path,
     mapping: Path | None,
+    only: tuple[str, ...],
     report_html: Path | None,
     json_path: Path | None,
     issues_csv: Path | None,
@@ -513,7 +508,7 @@ def audit_command(
     from fincome_toolkit.audit_settings import AuditSettings
 
     settings = AuditSettings.from_toml(settings_file) if settings_file else AuditSettings()
-    result = audit(load_from_cli(data_dir, mapping), as_of=as_of, settings=settings)
+    result = audit(load_from_cli(data_dir, mapping, only), as_of=as_of, settings=settings)
     Console(soft_wrap=False).print(report.summary_table(result))
     written = [
         report.write_html_report(result, report_html) if report_html else None,
