@@ -19,7 +19,15 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from fincome_toolkit._parse_core import Parsed, ParseOptions, as_text, clean_text, map_distinct
+from fincome_toolkit._parse_core import (
+    Parsed,
+    ParseOptions,
+    as_text,
+    clean_text,
+    constant,
+    map_back,
+    map_distinct,
+)
 
 SERIAL_MIN, SERIAL_MAX = 18264, 73050  # 1950-01-01 .. 2099-12-31 as Excel serials
 YEAR_MIN, YEAR_MAX = 1900, 2199
@@ -273,7 +281,10 @@ def parse_dates(
     if distinct is None:
         result = _parse_with_split(clean_text(text, options=options), parse_distinct)
     else:
-        result = map_distinct(text, parse_distinct, _RESULT_DTYPES, distinct=distinct)
+        parsed = parse_distinct(distinct)
+        result = _map_by_format(text, distinct, parsed)
+        if result is None:
+            result = map_back(text, distinct, parsed, _RESULT_DTYPES)
     return Parsed(
         values=result["value"].alias(values.name),
         reasons=result["reason"].alias(values.name),
@@ -282,6 +293,30 @@ def parse_dates(
 
 
 _RESULT_DTYPES = {"value": pl.Date(), "reason": pl.String()}
+_FAST_FORMAT = "%Y-%m-%d"  # canonical exports: polars' native reader, when it agrees
+
+
+def _map_by_format(
+    text: pl.Series, distinct: pl.Series, parsed: pl.DataFrame
+) -> pl.DataFrame | None:
+    """Every row's date read natively with `_FAST_FORMAT`, when that gives the full parse's date
+    for each distinct value (so for each row too); None otherwise. Cheaper than looking every row
+    up in the table of distinct values: only the rows left null fetch their failure reason."""
+    if len(distinct) == 0:
+        return None
+    if not distinct.str.to_date(_FAST_FORMAT, strict=False).eq_missing(parsed["value"]).all():
+        return None
+    values = text.str.to_date(_FAST_FORMAT, strict=False)
+    rows = (values.is_null() & text.is_not_null()).arg_true()
+    reasons = text.gather(rows).replace_strict(
+        distinct, parsed["reason"], default=None, return_dtype=pl.String
+    )
+    return pl.DataFrame(
+        {
+            "value": values,
+            "reason": constant(None, len(text), dtype=pl.String).scatter(rows, reasons),
+        }
+    )
 
 
 def _parse_with_split(text: pl.Series, parse_distinct) -> pl.DataFrame:

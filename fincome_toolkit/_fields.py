@@ -154,7 +154,7 @@ def custom_properties_column(
     with `extra_columns = "custom_properties"`, every source column no field uses."""
     objects: list[pl.Series] = []
     if isinstance(source, str):
-        objects.append(_as_objects(parsing.clean_text(data[source], options=options), source))
+        objects.append(_mapped_objects(data[source], source, options))
     if options.extra_columns == "custom_properties" and extra:
         cleaned = data.select(parsing.clean_text(data[c], options=options).alias(c) for c in extra)
         objects.append(cleaned.select(pl.struct(extra).struct.json_encode()).to_series())
@@ -169,6 +169,22 @@ def custom_properties_column(
         [pl.col(c).replace("", None) for c in parts.columns], separator=",", ignore_nulls=True
     )
     return parts.select(pl.concat_str(pl.lit("{"), joined.fill_null(""), pl.lit("}"))).to_series()
+
+
+_EMPTY_OBJECT = "{}"
+
+
+def _mapped_objects(raw: pl.Series, name: str, options: parsing.ParseOptions) -> pl.Series:
+    """The mapped column cleaned and made JSON objects. Rows holding exactly `{}` (most rows of
+    most exports) stay as they are; only the others are cleaned and checked."""
+    text = raw if raw.dtype == pl.String else raw.cast(pl.String)
+    if _EMPTY_OBJECT.lower() in (v.lower() for v in options.null_values):
+        return _as_objects(parsing.clean_text(text, options=options), name)
+    others = text.ne_missing(_EMPTY_OBJECT).arg_true()
+    if len(others) == 0:
+        return text
+    rest = _as_objects(parsing.clean_text(text.gather(others), options=options), name)
+    return text.clone().scatter(others, rest)
 
 
 def _as_objects(values: pl.Series, name: str) -> pl.Series:

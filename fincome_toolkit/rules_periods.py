@@ -13,7 +13,6 @@ from fincome_toolkit.rule_base import (
     AVERAGE_MONTH_DAYS,
     ROW,
     Rule,
-    calendar_months,
     fmt,
     interval_days,
     interval_months,
@@ -147,7 +146,7 @@ def _expected_amount() -> pl.Expr:
     price = pl.col("sub_amount_excluding_tax").cast(pl.Float64)
     months = (
         pl.when(pl.col("_whole_months"))
-        .then(calendar_months(pl.col("period_start"), pl.col("_end")).cast(pl.Float64))
+        .then(pl.col("_months").cast(pl.Float64))
         .otherwise(pl.col("_days") / AVERAGE_MONTH_DAYS)
     )
     by_months = months / interval_months(pl.col("sub_interval_unit"), pl.col("sub_interval_count"))
