@@ -25,6 +25,7 @@ from fincome_toolkit.metrics import (
     MrrOptions,
     Source,
     add_stop_rows,
+    decode_keys,
     encode_keys,
     month_number,
     mrr_by_customer,
@@ -117,7 +118,7 @@ def movement_detail(
         .otherwise(pl.lit("contraction", Category))
     )
     native_columns = ["native_currency", "native_mrr"] if native else []
-    frame = with_month_dates(frame.join(table, on="_key", how="left", maintain_order="left"))
+    frame = with_month_dates(decode_keys(frame, table))
     return frame.select(
         pl.col("customer_id"),
         pl.col("month"),
@@ -165,12 +166,14 @@ def monthly_movements(detail: pl.DataFrame) -> pl.DataFrame:
     """
     by = ["currency", "month"] if "currency" in detail.columns else ["month"]
     category, change = pl.col("category"), pl.col("change")
+    # when/then (null elsewhere, which sums skip) is one pass per column; a filter per group
+    # and category costs about twice as much on millions of rows.
     sums = {
-        name: change.filter(category == name).sum()
+        name: pl.when(category == name).then(change).sum()
         for name in ("new", "reactivation", "expansion", "fx")
     }
-    sums["contraction"] = -change.filter(category == "contraction").sum()
-    sums["churn"] = pl.col("previous_mrr").filter(category == "churn").sum()
+    sums["contraction"] = -pl.when(category == "contraction").then(change).sum()
+    sums["churn"] = pl.when(category == "churn").then(pl.col("previous_mrr")).sum()
     counts = {name: (category == value).sum() for name, value in COUNTS.items()}
     summary = detail.group_by(by).agg(
         start_mrr=pl.col("previous_mrr").sum(),
