@@ -19,17 +19,19 @@ from typing import Literal
 
 import polars as pl
 
+from fincome_toolkit.customer_months import (
+    add_stop_rows,
+    decode_keys,
+    encode_keys,
+    sum_by_key_month,
+)
 from fincome_toolkit.errors import InputError
 from fincome_toolkit.frames import MONEY, Dataset
 from fincome_toolkit.metrics import (
     MrrOptions,
     Source,
-    add_stop_rows,
-    decode_keys,
-    encode_keys,
     month_number,
     mrr_by_customer,
-    sum_by_key_month,
     with_month_dates,
 )
 
