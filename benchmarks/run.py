@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--peer-max", default="1M", help="largest size the peers and the subset run at"
     )
     parser.add_argument("--upload-invoices", type=int, default=3000)
-    parser.add_argument("--upload-concurrency", default="16,64")
+    parser.add_argument("--upload-concurrency", default="32,64")
     parser.add_argument("--sequential-seconds", type=float, default=20.0)
     parser.add_argument("--regenerate", action="store_true", help="ignore cached data")
     parser.add_argument("--readme", type=Path, default=HERE / "README.md")

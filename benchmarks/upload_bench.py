@@ -192,7 +192,7 @@ def measure(
     *,
     invoices: int = 3000,
     latency_ms: float = 20.0,
-    concurrency: tuple[int, ...] = (16, 64),
+    concurrency: tuple[int, ...] = (32, 64),
     rate_limit: float = 200.0,
     sequential_seconds: float = 20.0,
 ) -> dict[str, Any]:

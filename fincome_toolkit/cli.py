@@ -386,7 +386,7 @@ def pull_command(base_url: str | None, out_dir: Path, contract_file: Path | None
     default=None,
     help="Upload journal (SQLite); default: .fincome/journal-<host>-<hash>.sqlite per target.",
 )
-@click.option("--concurrency", default=16, show_default=True, help="Requests in flight at once.")
+@click.option("--concurrency", default=32, show_default=True, help="Requests in flight at once.")
 @click.option(
     "--dry-run",
     "dry_run_dir",

@@ -20,6 +20,7 @@ from fincome_toolkit.contract import ContractSettings
 from fincome_toolkit.errors import ConfigError
 from fincome_toolkit.frames import Dataset
 from fincome_toolkit.journal import Journal, default_journal_path
+from fincome_toolkit.upload import DEFAULT_CONCURRENCY
 
 if TYPE_CHECKING:
     from fincome_toolkit.audit import AuditResult
@@ -34,7 +35,7 @@ class UploadOptions:
     base_url: str | None = None
     contract_file: Path | None = None
     journal: Path | None = None
-    concurrency: int = 16
+    concurrency: int = DEFAULT_CONCURRENCY
     dry_run_dir: Path | None = None
     allow_updates: bool = False
     force: bool = False
