@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "LoadedFrame": "fincome_toolkit.loading",
     "load_dataset": "fincome_toolkit.loading",
     "load_frame": "fincome_toolkit.loading",
+    "read_source": "fincome_toolkit.loading",
     "write_clean": "fincome_toolkit.loading",
     "ColumnMapping": "fincome_toolkit.mapping",
     "FrameMapping": "fincome_toolkit.mapping",
@@ -165,6 +166,7 @@ __all__ = [
     "pull",
     "pull_sync",
     "rates_table",
+    "read_source",
     "reconcile_all",
     "reconcile_finance",
     "reconcile_fincome",
@@ -233,7 +235,13 @@ if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
     from fincome_toolkit.fixes import FixResult, apply_fixes
     from fincome_toolkit.fx import load_fx_rates
     from fincome_toolkit.journal import Journal
-    from fincome_toolkit.loading import LoadedFrame, load_dataset, load_frame, write_clean
+    from fincome_toolkit.loading import (
+        LoadedFrame,
+        load_dataset,
+        load_frame,
+        read_source,
+        write_clean,
+    )
     from fincome_toolkit.mapping import ColumnMapping, FrameMapping
     from fincome_toolkit.metrics import MrrOptions, horizon, mrr_by_customer, mrr_lines
     from fincome_toolkit.parsing import (

@@ -236,6 +236,20 @@ def load_frame(
     return LoadedFrame(frame=result, parse_issues=issues, source=source)
 
 
+SUPPORTED_EXTENSIONS = tuple(FORMATS)  # file name endings the loaders read
+
+
+def read_source(
+    path: str | Path, *, sheet: str | None = None, frame: str | None = None
+) -> pl.DataFrame:
+    """One export file's columns as text, as the column mapping sees them (no parsing).
+
+    For tools that let an analyst pick columns before mapping: the same reader, sniffing, sheet
+    choice (`sheet`, else one named like `frame`) and errors as `load_frame`, without provenance.
+    """
+    return read_raw(Path(path), sheet=sheet, frame=frame).data.drop(LINE)
+
+
 def find_frame_file(data_dir: str | Path, frame: str, mapping: FrameMapping) -> Path:
     """The file of `frame` in `data_dir`: the one the mapping names, else `<frame>.<ext>`."""
     folder = Path(data_dir)

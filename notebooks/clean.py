@@ -11,10 +11,15 @@ def _():
     import marimo as mo
     import polars as pl
 
-    from fincome_toolkit._readers import FORMATS, LINE, read_raw
     from fincome_toolkit.errors import ToolkitError
     from fincome_toolkit.frames import FIELDS, FRAME_NAMES, REQUIRED_FIELDS
-    from fincome_toolkit.loading import find_frame_file, issue_summary, load_dataset
+    from fincome_toolkit.loading import (
+        SUPPORTED_EXTENSIONS,
+        find_frame_file,
+        issue_summary,
+        load_dataset,
+        read_source,
+    )
     from fincome_toolkit.mapping import (
         ColumnMapping,
         Constant,
@@ -26,11 +31,10 @@ def _():
         ColumnMapping,
         Constant,
         FIELDS,
-        FORMATS,
         FRAME_NAMES,
         FrameMapping,
-        LINE,
         Path,
+        SUPPORTED_EXTENSIONS,
         REQUIRED_FIELDS,
         ToolkitError,
         find_frame_file,
@@ -38,7 +42,7 @@ def _():
         load_dataset,
         mo,
         pl,
-        read_raw,
+        read_source,
         resolve_columns,
     )
 
@@ -75,7 +79,7 @@ def _(mo):
 
 
 @app.cell(hide_code=True)
-def _(ColumnMapping, FORMATS, Path, ToolkitError, folder_input, mo):
+def _(ColumnMapping, Path, SUPPORTED_EXTENSIONS, ToolkitError, folder_input, mo):
     data_dir = Path(folder_input.value).expanduser()
     mo.stop(
         not data_dir.is_dir(),
@@ -87,7 +91,7 @@ def _(ColumnMapping, FORMATS, Path, ToolkitError, folder_input, mo):
     except ToolkitError as _error:
         mo.stop(True, mo.callout(mo.md(f"```\n{_error.message}\n```"), kind="danger"))
     data_files = sorted(
-        p.name for p in data_dir.iterdir() if p.is_file() and p.suffix.lower() in FORMATS
+        p.name for p in data_dir.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS
     )
     mo.md(
         f"Found {len(data_files)} data file(s) in `{data_dir}`; "
@@ -126,18 +130,17 @@ def _(FRAME_NAMES, ToolkitError, data_dir, data_files, existing, find_frame_file
 
 
 @app.cell(hide_code=True)
-def _(FRAME_NAMES, LINE, ToolkitError, data_dir, existing, file_pickers, mo, read_raw):
+def _(FRAME_NAMES, ToolkitError, data_dir, existing, file_pickers, mo, read_source):
     raw_tables, raw_errors = {}, {}
     for _frame in FRAME_NAMES:
         _name = file_pickers.value.get(_frame)
         if not _name:
             continue
         try:
-            _raw = read_raw(data_dir / _name, sheet=existing.for_frame(_frame).sheet, frame=_frame)
+            _sheet = existing.for_frame(_frame).sheet
+            raw_tables[_frame] = read_source(data_dir / _name, sheet=_sheet, frame=_frame)
         except ToolkitError as _error:
             raw_errors[_frame] = _error.message
-        else:
-            raw_tables[_frame] = _raw.data.drop(LINE)
     mo.stop(
         bool(raw_errors),
         mo.callout(

@@ -12,7 +12,7 @@ import pytest
 
 from fincome_toolkit import frames
 from fincome_toolkit.errors import InputError
-from fincome_toolkit.loading import load_dataset, load_frame
+from fincome_toolkit.loading import load_dataset, load_frame, read_source
 
 CUSTOMERS = [
     {"id": "C1", "name": "Café Dupont", "country": "France"},
@@ -380,3 +380,11 @@ def test_sample_export_reads_back_exactly(tmp_path):
     planted = result.manifest.filter(pl.col("kind").is_in(parse_kinds))
     found = dataset.parse_issues.select("frame", pl.col("record_id").alias("id"), "column")
     assert planted.select("frame", "id", "column").sort(pl.all()).equals(found.sort(pl.all()))
+
+
+def test_read_source_gives_the_files_columns_as_text_for_column_pickers(tmp_path):
+    path = tmp_path / "clients.csv"
+    path.write_bytes("Code;Raison sociale;Montant\nC1;Café Dupont;1 234,50\n".encode("cp1252"))
+    raw = read_source(path)
+    assert raw.columns == ["Code", "Raison sociale", "Montant"]
+    assert raw.row(0) == ("C1", "Café Dupont", "1 234,50")
