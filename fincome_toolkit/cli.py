@@ -52,6 +52,16 @@ def load_from_cli(data_dir: Path, mapping: Path | None, only: tuple[str, ...] = 
     return load_dataset(data_dir, mapping=mapping, frames=only or None)
 
 
+def console(**options: Any) -> Any:
+    """A rich console as wide as the terminal, or 120 columns when output goes to a file or CI log
+    (rich's 80-column default would cut the tables' column names)."""
+    import sys
+
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 120, **options)
+
+
 @click.group()
 @click.version_option(package_name="fincome-toolkit")
 def main() -> None:
@@ -439,7 +449,12 @@ def upload_command(
         retry_rejected=retry_rejected,
         results=results,
     )
-    raise SystemExit(run_upload_command(lambda: load_from_cli(data_dir, mapping, only), options))
+
+    def load() -> Dataset:  # called once the settings are checked
+        return load_from_cli(data_dir, mapping, only)
+
+    plain = console(highlight=False, soft_wrap=True)  # paths stay whole
+    raise SystemExit(run_upload_command(load, options, console=plain))
 
 
 @main.command("audit")
@@ -501,15 +516,13 @@ def audit_command(
     Prints the rules that found something and the verdict. Exit 0 when no error-severity issue,
     1 when there is one (the records concerned would be held back), 2 when the input is unusable.
     """
-    from rich.console import Console
-
     from fincome_toolkit import report
     from fincome_toolkit.audit import audit
     from fincome_toolkit.audit_settings import AuditSettings
 
     settings = AuditSettings.from_toml(settings_file) if settings_file else AuditSettings()
     result = audit(load_from_cli(data_dir, mapping, only), as_of=as_of, settings=settings)
-    Console(soft_wrap=False).print(report.summary_table(result))
+    console(soft_wrap=False).print(report.summary_table(result))
     written = [
         report.write_html_report(result, report_html) if report_html else None,
         report.write_json_summary(result, json_path) if json_path else None,
