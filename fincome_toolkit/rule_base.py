@@ -213,6 +213,20 @@ def _lines_of_id() -> pl.Expr:
     return pl.when(more > 0).then(fmt("{} and {} more", listed, more)).otherwise(listed).over("id")
 
 
+def unknown_customers(ctx: RuleContext, name: str) -> pl.LazyFrame:
+    """Rows of frame `name` whose `customer_id` is not in the customers file."""
+    rows = getattr(ctx, name).filter(
+        pl.col("customer_id").is_not_null()
+        & ~pl.col("customer_id").is_in(ctx.customer_ids.implode())
+    )
+    return offending(
+        rows,
+        column="customer_id",
+        value="customer_id",
+        message=fmt("customer '{}' is not in the customers file", "customer_id"),
+    )
+
+
 def repeated_ids(ctx: RuleContext, name: str) -> pl.LazyFrame:
     """Every row of an id that appears on several rows of frame `name`."""
     return (

@@ -17,6 +17,7 @@ from fincome_toolkit.rule_base import (
     repeated_ids,
     rule,
     text,
+    unknown_customers,
 )
 from fincome_toolkit.rule_context import SUB_ROW, RuleContext
 
@@ -99,16 +100,7 @@ def conflicting_invoice(ctx: RuleContext) -> pl.LazyFrame:
     fix="Export the customer too, or correct customer_id on the invoice.",
 )
 def invoice_unknown_customer(ctx: RuleContext) -> pl.LazyFrame:
-    rows = ctx.invoices.filter(
-        pl.col("customer_id").is_not_null()
-        & ~pl.col("customer_id").is_in(ctx.customer_ids.implode())
-    )
-    return offending(
-        rows,
-        column="customer_id",
-        value="customer_id",
-        message=fmt("customer '{}' is not in the customers file", "customer_id"),
-    )
+    return unknown_customers(ctx, "invoices")
 
 
 @rule(

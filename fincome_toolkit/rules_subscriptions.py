@@ -14,6 +14,7 @@ from fincome_toolkit.rule_base import (
     rule,
     running_after_group_start,
     text,
+    unknown_customers,
 )
 from fincome_toolkit.rule_context import RuleContext
 
@@ -103,16 +104,7 @@ def conflicting_subscription(ctx: RuleContext) -> pl.LazyFrame:
     fix="Export the customer too, or correct customer_id on the subscription.",
 )
 def subscription_unknown_customer(ctx: RuleContext) -> pl.LazyFrame:
-    rows = ctx.subscriptions.filter(
-        pl.col("customer_id").is_not_null()
-        & ~pl.col("customer_id").is_in(ctx.customer_ids.implode())
-    )
-    return offending(
-        rows,
-        column="customer_id",
-        value="customer_id",
-        message=fmt("customer '{}' is not in the customers file", "customer_id"),
-    )
+    return unknown_customers(ctx, "subscriptions")
 
 
 @rule(
